@@ -1,0 +1,56 @@
+import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
+import fp from 'fastify-plugin'
+import { FST_PUSH_STREAM_ALREADY_REGISTERED } from './errors.js'
+import { resolveOptions, type PushStreamOptions } from './options.js'
+import { PushStream, type PushStreamApi } from './push-stream.js'
+import { streamHandler } from './route.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Publish events, pull from the source, read the counters. Added by fastify-push-stream. */
+    pushStream: PushStreamApi
+  }
+}
+
+const pushStreamPlugin: FastifyPluginAsync<PushStreamOptions> = async function pushStreamPlugin (fastify: FastifyInstance, opts: PushStreamOptions) {
+  if (fastify.hasDecorator('pushStream')) throw new FST_PUSH_STREAM_ALREADY_REGISTERED()
+  const options = resolveOptions(opts)
+  const core = new PushStream(options, (err) => {
+    fastify.log.error({ err }, 'fastify-push-stream: the message source failed; the stream goes on')
+  })
+
+  const api: PushStreamApi = Object.freeze({
+    publish: core.publish.bind(core),
+    generate: core.generate.bind(core),
+    stats: core.stats.bind(core)
+  })
+  fastify.decorate('pushStream', api)
+
+  fastify.get(options.path, { exposeHeadRoute: false }, streamHandler(core, options))
+
+  fastify.addHook('onReady', async () => core.start())
+  // Open streams would keep server.close() waiting forever: end them first.
+  fastify.addHook('preClose', async () => core.close())
+}
+
+/**
+ * The plugin: `fastify.register(pushStream, options)` adds the SSE route at
+ * `options.path` and the `fastify.pushStream` decorator.
+ */
+export const pushStream = fp(pushStreamPlugin, { fastify: '5.x', name: 'fastify-push-stream' })
+export default pushStream
+
+export * from './errors.js'
+export { encodeComment, encodeEvent, encodeData, isValidEventName, type WireEvent } from './encoder.js'
+export { parseEventId, formatEventId, compareEventIds, type EventId } from './event-id.js'
+export { defaults, type PushStreamOptions, type MessageSource, type SourceMessage, type Authorize } from './options.js'
+export {
+  DEFAULT_CHANNEL,
+  RESET_EVENT,
+  isValidChannel,
+  type PublishOptions,
+  type PublishedEvent,
+  type PushStreamApi,
+  type PushStreamStats
+} from './push-stream.js'
+export { randomMessages, type RandomMessage } from './random-source.js'

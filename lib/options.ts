@@ -1,0 +1,116 @@
+import type { FastifyRequest } from 'fastify'
+import { FST_PUSH_STREAM_INVALID_OPTION, describe } from './errors.js'
+import { randomMessages } from './random-source.js'
+
+/** What `source` may return or yield to set the event name and channel as well as the data. */
+export interface SourceMessage<T = unknown> {
+  data: T
+  event?: string
+  channel?: string
+}
+
+/**
+ * The message generator: a function (sync or async) called every `interval`,
+ * or an iterable (sync or async) consumed in order.
+ */
+export type MessageSource =
+  | (() => unknown)
+  | AsyncIterable<unknown>
+  | Iterable<unknown>
+
+/** Decides whether a request may subscribe to `channels`; false answers 403. */
+export type Authorize = (request: FastifyRequest, channels: string[]) => boolean | Promise<boolean>
+
+/** The options of `fastify.register(pushStream, options)`. */
+export interface PushStreamOptions {
+  /** GET route that streams `text/event-stream`. Default `'/events'`. */
+  path?: string
+  /** Milliseconds between generated messages; `0` turns a function source off (an iterable is then read as fast as it yields). Default `3000`. */
+  interval?: number
+  /** The message generator. Default: random JSON messages `{ id, text, time }`. */
+  source?: MessageSource
+  /** Milliseconds between comment lines on idle connections; `0` turns them off. Default `15000`. */
+  heartbeat?: number
+  /** Reconnection delay in milliseconds sent to clients as `retry:`. Default `3000`. */
+  retry?: number
+  /** How many events are kept for `Last-Event-ID` replay; `0` keeps none. Default `1000`. */
+  history?: number
+  /** Per connection: a client with more bytes than this waiting to be sent is disconnected. Default `1048576` (1 MiB). */
+  maxBufferedBytes?: number
+  /** Open streams allowed at once; beyond it, 503 with `Retry-After`. Default `10000`. */
+  maxConnections?: number
+  /** Channels one request may subscribe to. Default `32`. */
+  maxChannels?: number
+  /** Turns non-string data into the `data:` text. Default `JSON.stringify`. */
+  serialize?: (data: unknown) => string
+  /** Called before a stream opens; false answers 403. Default: everyone may subscribe. */
+  authorize?: Authorize
+}
+
+/** Options after defaults and validation. */
+export interface ResolvedOptions extends Required<Omit<PushStreamOptions, 'authorize'>> {
+  authorize: Authorize | undefined
+}
+
+/** The defaults, as documented. */
+export const defaults = Object.freeze({
+  path: '/events',
+  interval: 3000,
+  heartbeat: 15000,
+  retry: 3000,
+  history: 1000,
+  maxBufferedBytes: 1024 * 1024,
+  maxConnections: 10000,
+  maxChannels: 32
+})
+
+// setTimeout and setInterval cannot wait longer than this.
+const MAX_DELAY = 2 ** 31 - 1
+
+function integer (name: string, value: unknown, min: number, max: number): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw new FST_PUSH_STREAM_INVALID_OPTION(name, describe(value), `an integer from ${min} to ${max}`)
+  }
+  return value
+}
+
+function isIterable (value: unknown): value is MessageSource {
+  return typeof value === 'object' && value !== null &&
+    (Symbol.asyncIterator in value || Symbol.iterator in value)
+}
+
+/** Applies the defaults and throws `FST_PUSH_STREAM_INVALID_OPTION` for the first bad value. */
+export function resolveOptions (options: PushStreamOptions = {}): ResolvedOptions {
+  const given = { ...defaults, ...stripUndefined(options) }
+  if (typeof given.path !== 'string' || !given.path.startsWith('/')) {
+    throw new FST_PUSH_STREAM_INVALID_OPTION('path', describe(given.path), 'a string starting with "/"')
+  }
+  const source = options.source ?? randomMessages
+  if (typeof source !== 'function' && !isIterable(source)) {
+    throw new FST_PUSH_STREAM_INVALID_OPTION('source', describe(source), 'a function or an (async) iterable')
+  }
+  const serialize = options.serialize ?? JSON.stringify
+  if (typeof serialize !== 'function') {
+    throw new FST_PUSH_STREAM_INVALID_OPTION('serialize', describe(serialize), 'a function')
+  }
+  if (options.authorize !== undefined && typeof options.authorize !== 'function') {
+    throw new FST_PUSH_STREAM_INVALID_OPTION('authorize', describe(options.authorize), 'a function')
+  }
+  return {
+    path: given.path,
+    interval: integer('interval', given.interval, 0, MAX_DELAY),
+    heartbeat: integer('heartbeat', given.heartbeat, 0, MAX_DELAY),
+    retry: integer('retry', given.retry, 0, MAX_DELAY),
+    history: integer('history', given.history, 0, 10_000_000),
+    maxBufferedBytes: integer('maxBufferedBytes', given.maxBufferedBytes, 1, Number.MAX_SAFE_INTEGER),
+    maxConnections: integer('maxConnections', given.maxConnections, 1, Number.MAX_SAFE_INTEGER),
+    maxChannels: integer('maxChannels', given.maxChannels, 1, 1024),
+    source,
+    serialize,
+    authorize: options.authorize
+  }
+}
+
+function stripUndefined<T extends object> (options: T): Partial<T> {
+  return Object.fromEntries(Object.entries(options).filter(([, value]) => value !== undefined)) as Partial<T>
+}

@@ -1,0 +1,85 @@
+import type { OutgoingHttpHeaders } from 'node:http'
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import {
+  FST_PUSH_STREAM_AUTHORIZE_FAILED,
+  FST_PUSH_STREAM_FORBIDDEN,
+  FST_PUSH_STREAM_SHUTTING_DOWN,
+  FST_PUSH_STREAM_TOO_MANY_CHANNELS,
+  FST_PUSH_STREAM_TOO_MANY_CONNECTIONS,
+  errorMessage
+} from './errors.js'
+import type { ResolvedOptions } from './options.js'
+import { DEFAULT_CHANNEL, assertChannel, type PushStream } from './push-stream.js'
+
+// Never sent on a stream: hop-by-hop headers are forbidden over HTTP/2, and a length would end it.
+const DROPPED_HEADERS = ['connection', 'keep-alive', 'transfer-encoding', 'content-length', 'content-encoding']
+
+const STREAM_HEADERS: OutgoingHttpHeaders = {
+  'content-type': 'text/event-stream; charset=utf-8',
+  'cache-control': 'no-cache, no-transform',
+  'x-accel-buffering': 'no'
+}
+
+/** The channels a request asks for (`?channel=a&channel=b`), validated; the default channel when none. */
+export function requestedChannels (query: unknown, maxChannels: number): Set<string> {
+  const raw = (query as Record<string, unknown> | undefined)?.channel
+  const names = raw === undefined ? [DEFAULT_CHANNEL] : Array.isArray(raw) ? raw : [raw]
+  if (names.length > maxChannels) throw new FST_PUSH_STREAM_TOO_MANY_CHANNELS(names.length, maxChannels)
+  for (const name of names) assertChannel(name)
+  return new Set(names as string[])
+}
+
+/** The id a client resumes from: the `Last-Event-ID` header, else the `lastEventId` query; undefined when neither is given. */
+export function requestedLastEventId (request: FastifyRequest): string | undefined {
+  const header = request.headers['last-event-id']
+  if (typeof header === 'string' && header !== '') return header
+  const query = (request.query as Record<string, unknown> | undefined)?.lastEventId
+  const value = Array.isArray(query) ? query[0] : query
+  // Anything given but not a string is still an id the server cannot answer for.
+  if (value === undefined || value === '') return undefined
+  return typeof value === 'string' ? value : String(value)
+}
+
+/** The headers of a stream: those already set on the reply (CORS, custom), then the SSE ones. */
+function streamHeaders (reply: FastifyReply): OutgoingHttpHeaders {
+  const headers = { ...reply.getHeaders(), ...STREAM_HEADERS } as OutgoingHttpHeaders
+  for (const name of DROPPED_HEADERS) delete headers[name]
+  return headers
+}
+
+/** The GET handler that turns a request into a stream. */
+export function streamHandler (pushStream: PushStream, options: ResolvedOptions) {
+  const retryAfter = String(Math.max(1, Math.ceil(options.retry / 1000)))
+
+  function refuseIfFull (reply: FastifyReply): void {
+    if (pushStream.closing) {
+      reply.header('retry-after', retryAfter)
+      throw new FST_PUSH_STREAM_SHUTTING_DOWN()
+    }
+    if (pushStream.connections >= options.maxConnections) {
+      reply.header('retry-after', retryAfter)
+      throw new FST_PUSH_STREAM_TOO_MANY_CONNECTIONS(options.maxConnections)
+    }
+  }
+
+  return async function stream (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
+    refuseIfFull(reply)
+    const channels = requestedChannels(request.query, options.maxChannels)
+    if (options.authorize !== undefined) {
+      let allowed: boolean
+      try {
+        allowed = await options.authorize(request, [...channels])
+      } catch (error) {
+        throw new FST_PUSH_STREAM_AUTHORIZE_FAILED(errorMessage(error), { cause: error })
+      }
+      if (allowed !== true) throw new FST_PUSH_STREAM_FORBIDDEN()
+      // The client may have gone, or the server begun closing, while authorize ran.
+      if (request.raw.destroyed) return reply
+      refuseIfFull(reply)
+    }
+    const headers = streamHeaders(reply)
+    reply.hijack()
+    pushStream.open(reply.raw, headers, channels, requestedLastEventId(request))
+    return reply
+  }
+}

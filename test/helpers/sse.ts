@@ -1,0 +1,142 @@
+import http, { type IncomingHttpHeaders } from 'node:http'
+import { once } from 'node:events'
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import { createParser, type EventSourceMessage } from 'eventsource-parser'
+import pushStream, { type PushStreamOptions } from '../../lib/index.js'
+
+/** The part of a tap test these helpers need. */
+export interface Teardown {
+  teardown: (fn: () => unknown) => void
+}
+
+/**
+ * Starts a Fastify app with the plugin on a real port; closed in teardown.
+ * `configure` runs before the plugin is registered (hooks, other routes).
+ */
+export async function startApp (
+  t: Teardown,
+  options: PushStreamOptions = {},
+  configure?: (app: FastifyInstance) => void | Promise<void>,
+  serverOptions: FastifyServerOptions = {}
+): Promise<{ app: FastifyInstance, url: string }> {
+  const app = Fastify(serverOptions)
+  t.teardown(() => app.close())
+  if (configure !== undefined) await configure(app)
+  await app.register(pushStream, { interval: 0, ...options })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const address = app.server.address()
+  if (address === null || typeof address === 'string') throw new Error('no port')
+  return { app, url: `http://127.0.0.1:${address.port}` }
+}
+
+/**
+ * A client that reads a stream over a raw socket and parses it with a real
+ * SSE parser, keeping every event, comment and retry it saw, and the raw text.
+ */
+export class StreamClient {
+  readonly events: EventSourceMessage[] = []
+  readonly comments: string[] = []
+  readonly retries: number[] = []
+  /** Every byte received, decoded as UTF-8. */
+  raw = ''
+  status = 0
+  headers: IncomingHttpHeaders = {}
+  /** Resolves when the response ends or the socket closes. */
+  readonly ended: Promise<void>
+  readonly request: http.ClientRequest
+  #waiters: Array<() => void> = []
+  #endedFlag = false
+
+  constructor (url: string, headers: Record<string, string> = {}) {
+    const decoder = new TextDecoder()
+    const parser = createParser({
+      onEvent: (event) => { this.events.push(event); this.#wake() },
+      onComment: (comment) => { this.comments.push(comment); this.#wake() },
+      onRetry: (retry) => { this.retries.push(retry); this.#wake() }
+    })
+    let endResolve: () => void
+    this.ended = new Promise((resolve) => { endResolve = resolve })
+    const finish = (): void => {
+      if (this.#endedFlag) return
+      this.#endedFlag = true
+      endResolve()
+      this.#wake()
+    }
+    this.request = http.get(url, { headers, agent: false }, (res) => {
+      this.status = res.statusCode ?? 0
+      this.headers = res.headers
+      this.#wake()
+      res.on('data', (chunk: Buffer) => {
+        const text = decoder.decode(chunk, { stream: true })
+        this.raw += text
+        parser.feed(text)
+        this.#wake()
+      })
+      res.on('end', finish)
+      res.on('close', finish)
+    })
+    this.request.on('error', finish)
+    this.request.on('close', finish)
+  }
+
+  /** True once the stream has ended. */
+  get isEnded (): boolean {
+    return this.#endedFlag
+  }
+
+  /** Resolves once `test()` holds (checked on every chunk), or rejects when the stream ends first. */
+  async until (test: () => boolean, what = 'condition'): Promise<void> {
+    while (!test()) {
+      if (this.#endedFlag) throw new Error(`stream ended before ${what}; got ${JSON.stringify(this.raw.slice(-500))}`)
+      await new Promise<void>((resolve) => this.#waiters.push(resolve))
+    }
+  }
+
+  /** Resolves once the response headers arrived. */
+  async opened (): Promise<this> {
+    await this.until(() => this.status !== 0, 'headers')
+    return this
+  }
+
+  /** Resolves with the first `n` events once they arrived. */
+  async take (n: number): Promise<EventSourceMessage[]> {
+    await this.until(() => this.events.length >= n, `${n} events`)
+    return this.events.slice(0, n)
+  }
+
+  /** Closes the socket from the client side. */
+  close (): void {
+    this.request.destroy()
+  }
+
+  #wake (): void {
+    const waiters = this.#waiters
+    this.#waiters = []
+    for (const wake of waiters) wake()
+  }
+}
+
+/** Opens a stream and waits for its headers. */
+export async function openStream (url: string, headers: Record<string, string> = {}): Promise<StreamClient> {
+  return new StreamClient(url, headers).opened()
+}
+
+/** Waits until `test()` holds, checking after each turn of the event loop; fails after `ms`. */
+export async function waitFor (test: () => boolean, what: string, ms = 5000): Promise<void> {
+  const deadline = Date.now() + ms
+  while (!test()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((resolve) => setImmediate(resolve))
+  }
+}
+
+/** A plain request, answered in full: status, headers and body. */
+export async function request (url: string, options: http.RequestOptions = {}): Promise<{ status: number, headers: IncomingHttpHeaders, body: string }> {
+  const req = http.request(url, { agent: false, ...options })
+  req.end()
+  const [res] = await once(req, 'response') as [http.IncomingMessage]
+  let body = ''
+  res.setEncoding('utf8')
+  for await (const chunk of res) body += chunk
+  return { status: res.statusCode ?? 0, headers: res.headers, body }
+}
