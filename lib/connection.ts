@@ -18,6 +18,8 @@ export class Connection {
   readonly #maxBufferedBytes: number
   readonly #onClose: (connection: Connection, reason: CloseReason) => void
   #closed = false
+  /** The buffered bytes past which the client counts as too slow; raised while a replay drains. */
+  #limit: number
   /** Set by every write; the heartbeat skips connections that were written to. */
   wroteSinceHeartbeat = false
 
@@ -30,6 +32,7 @@ export class Connection {
     this.#res = res
     this.channels = channels
     this.#maxBufferedBytes = maxBufferedBytes
+    this.#limit = maxBufferedBytes
     this.#onClose = onClose
     // The one listener per connection: removal happens the moment the socket goes.
     res.once('close', this.#handleClose)
@@ -37,7 +40,10 @@ export class Connection {
 
   /** Sends the status line and headers. */
   open (headers: OutgoingHttpHeaders): void {
-    this.#res.writeHead(200, headers)
+    const res = this.#res
+    // An HTTP/1.1 socket that carried a stream is not reused: kept alive, it would hold up server.close().
+    if (!('stream' in res)) res.shouldKeepAlive = false
+    res.writeHead(200, headers)
   }
 
   /** True once the stream has ended, for whatever reason. */
@@ -59,10 +65,27 @@ export class Connection {
     if (this.#closed) return
     this.wroteSinceHeartbeat = true
     ;(this.#res as ServerResponse).write(frame)
-    if (this.bufferedBytes > this.#maxBufferedBytes) {
+    if (this.bufferedBytes > this.#limit) {
       this.#res.destroy()
       this.#finish('slow')
     }
+  }
+
+  /**
+   * Writes the events a reconnecting client missed. A replay may be larger
+   * than `maxBufferedBytes`; its frames are shared with history, so until the
+   * client has drained it the limit is the replay plus `maxBufferedBytes`.
+   */
+  writeReplay (frames: readonly Buffer[]): void {
+    for (const frame of frames) (this.#res as ServerResponse).write(frame)
+    const buffered = this.bufferedBytes
+    if (buffered <= this.#maxBufferedBytes) return
+    this.#limit = buffered + this.#maxBufferedBytes
+    this.#res.once('drain', this.#resetLimit)
+  }
+
+  readonly #resetLimit = (): void => {
+    this.#limit = this.#maxBufferedBytes
   }
 
   /** Ends the stream from the server side, after a last frame if given. */
@@ -70,9 +93,6 @@ export class Connection {
     if (this.#closed) return
     if (lastFrame === undefined) this.#res.end()
     else (this.#res as ServerResponse).end(lastFrame)
-    // Over HTTP/1.1 the socket would stay open for keep-alive and hold up server.close().
-    const res = this.#res
-    if (!('stream' in res)) res.socket?.destroySoon()
     this.#finish('server')
   }
 

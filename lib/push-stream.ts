@@ -177,7 +177,7 @@ export class PushStream implements PushStreamApi {
         connection.write(encodeEvent({ retry, id: newest, event: RESET_EVENT, data: JSON.stringify({ reason: 'unknown-last-event-id' }) }))
       } else {
         connection.write(encodeControl({ retry }))
-        for (const entry of missed) connection.write(entry.frame)
+        connection.writeReplay(missed.map((entry) => entry.frame))
         this.#replayed += missed.length
       }
     }

@@ -1,0 +1,67 @@
+import t from 'tap'
+import net from 'node:net'
+import { openStream, startApp } from './helpers/sse.js'
+
+t.test('a client that stops reading is disconnected past maxBufferedBytes; the others miss nothing', async (t) => {
+  const maxBufferedBytes = 256 * 1024
+  const { app, url } = await startApp(t, { maxBufferedBytes, history: 10 })
+  const { port } = new URL(url)
+  // A raw client that sends its request and then never reads.
+  const slow = net.connect(Number(port), '127.0.0.1')
+  t.teardown(() => slow.destroy())
+  slow.on('error', () => {})
+  slow.write('GET /events HTTP/1.1\r\nHost: localhost\r\n\r\n')
+  await new Promise((resolve) => slow.once('data', resolve))
+  slow.pause()
+  const fast = await openStream(`${url}/events`)
+  t.teardown(() => fast.close())
+
+  const payload = 'x'.repeat(4096)
+  const limit = 20_000
+  let published = 0
+  // Paced one per turn of the event loop, so a reading client keeps up.
+  while (app.pushStream.stats().slowDisconnects === 0 && published < limit) {
+    app.pushStream.publish({ n: ++published, payload })
+    await new Promise((resolve) => setImmediate(resolve))
+  }
+  t.equal(app.pushStream.stats().slowDisconnects, 1, `disconnected after ${published} events of 4 KiB`)
+  t.equal(app.pushStream.stats().connections, 1, 'only the reading client is left')
+  app.pushStream.publish({ n: ++published, payload })
+  await fast.take(published)
+  const numbers = fast.events.map((e) => JSON.parse(e.data).n as number)
+  t.same(numbers, Array.from({ length: published }, (_, i) => i + 1), 'the reading client got every event once, in order')
+
+  // The slow client's stream was cut: reading what is left ends before the last events.
+  slow.resume()
+  let received = ''
+  slow.setEncoding('utf8')
+  slow.on('data', (chunk: string) => { received += chunk })
+  await new Promise((resolve) => slow.once('close', resolve))
+  const lastSeen = Math.max(0, ...[...received.matchAll(/"n":(\d+)/g)].map((m) => Number(m[1])))
+  t.ok(lastSeen < published, `the slow client saw up to event ${lastSeen} of ${published}`)
+})
+
+t.test('a slow client reconnecting resumes from history', async (t) => {
+  const { app, url } = await startApp(t, { maxBufferedBytes: 64 * 1024, history: 50_000 })
+  const { port } = new URL(url)
+  const slow = net.connect(Number(port), '127.0.0.1')
+  t.teardown(() => slow.destroy())
+  slow.on('error', () => {})
+  slow.write('GET /events HTTP/1.1\r\nHost: localhost\r\n\r\n')
+  const head = await new Promise<string>((resolve) => slow.once('data', (chunk) => resolve(String(chunk))))
+  slow.pause()
+  const startId = /id: (\S+)\n/.exec(head)?.[1] as string
+  t.match(startId, /^\d+-\d+$/)
+  const payload = 'y'.repeat(4096)
+  let published = 0
+  while (app.pushStream.stats().slowDisconnects === 0 && published < 20_000) {
+    app.pushStream.publish({ n: ++published, payload })
+    if (published % 16 === 0) await new Promise((resolve) => setImmediate(resolve))
+  }
+  t.equal(app.pushStream.stats().slowDisconnects, 1)
+  const again = await openStream(`${url}/events`, { 'last-event-id': startId })
+  t.teardown(() => again.close())
+  const events = await again.take(published)
+  t.same(events.map((e) => JSON.parse(e.data).n), Array.from({ length: published }, (_, i) => i + 1))
+  t.equal(app.pushStream.stats().replayed, published)
+})
