@@ -4,6 +4,16 @@ import type { Http2ServerResponse } from 'node:http2'
 /** The raw response a stream writes to, over HTTP/1.1 or HTTP/2. */
 export type RawResponse = ServerResponse | Http2ServerResponse
 
+/** The stream under a response: the response itself over HTTP/1.1, its `Http2Stream` over HTTP/2. */
+function transportOf (res: RawResponse): { readonly writableLength: number, readonly destroyed: boolean } {
+  return 'stream' in res ? res.stream : res
+}
+
+/** True when the client is already gone: its response can never be written or closed again. */
+export function isGone (res: RawResponse): boolean {
+  return transportOf(res).destroyed
+}
+
 /** Why a connection ended. */
 export type CloseReason = 'client' | 'slow' | 'server'
 
@@ -46,15 +56,9 @@ export class Connection {
     res.writeHead(200, headers)
   }
 
-  /** True once the stream has ended, for whatever reason. */
-  get closed (): boolean {
-    return this.#closed
-  }
-
   /** Bytes written but not yet taken by the client's socket. */
   get bufferedBytes (): number {
-    const res = this.#res
-    return 'stream' in res ? res.stream.writableLength : res.writableLength
+    return transportOf(this.#res).writableLength
   }
 
   /**
@@ -62,7 +66,6 @@ export class Connection {
    * behind is disconnected instead of being queued for without bound.
    */
   write (frame: Buffer): void {
-    if (this.#closed) return
     this.wroteSinceHeartbeat = true
     ;(this.#res as ServerResponse).write(frame)
     if (this.bufferedBytes > this.#limit) {
@@ -88,11 +91,22 @@ export class Connection {
     this.#limit = this.#maxBufferedBytes
   }
 
-  /** Ends the stream from the server side, after a last frame if given. */
-  end (lastFrame?: Buffer): void {
-    if (this.#closed) return
-    if (lastFrame === undefined) this.#res.end()
-    else (this.#res as ServerResponse).end(lastFrame)
+  /**
+   * Ends the stream from the server side, after a last frame, when the server
+   * shuts down. Over HTTP/2 it also closes the stream's session once its
+   * other streams are done: Fastify leaves sessions open on Node < 24 unless
+   * `forceCloseConnections` is true, and an open session holds up close().
+   */
+  end (lastFrame: Buffer): void {
+    const res = this.#res
+    if ('stream' in res) {
+      const { stream } = res
+      // A client that never ended its half of the stream would keep it, and the session, open.
+      res.end(lastFrame, () => stream.close())
+      stream.session?.close()
+    } else {
+      res.end(lastFrame)
+    }
     this.#finish('server')
   }
 

@@ -1,4 +1,4 @@
-import { FST_PUSH_STREAM_INVALID_EVENT_NAME, describe } from './errors.js'
+import { FST_PUSH_STREAM_INVALID_EVENT_NAME, FST_PUSH_STREAM_INVALID_FIELD, describe } from './errors.js'
 
 /**
  * The SSE wire format, and nothing else: turns one event into the exact bytes
@@ -27,6 +27,18 @@ export function assertEventName (name: unknown): asserts name is string {
   if (!isValidEventName(name)) throw new FST_PUSH_STREAM_INVALID_EVENT_NAME(describe(name))
 }
 
+/** Throws `FST_PUSH_STREAM_INVALID_FIELD` unless `id` and `retry` can be written as the spec reads them. */
+function assertControlFields (fields: { id?: string, retry?: number }): void {
+  const { id, retry } = fields
+  if (id !== undefined && (typeof id !== 'string' || UNSAFE_FIELD.test(id))) {
+    throw new FST_PUSH_STREAM_INVALID_FIELD('id', describe(id), 'a string without CR, LF or NUL')
+  }
+  // A client ignores a retry that is not plain ASCII digits.
+  if (retry !== undefined && (!Number.isSafeInteger(retry) || retry < 0)) {
+    throw new FST_PUSH_STREAM_INVALID_FIELD('retry', describe(retry), 'a whole number of milliseconds, 0 or more')
+  }
+}
+
 /** Encodes `data` as `data:` lines, one per line of the payload. */
 export function encodeData (data: string): string {
   let out = ''
@@ -36,11 +48,13 @@ export function encodeData (data: string): string {
 
 /**
  * Encodes one whole event, ending with the blank line that dispatches it.
- * `id` and `event` must be single-line: the caller validates `event`, and ids
- * are assigned by the plugin. `retry` and `id` are written whenever defined,
- * including `0`.
+ * `retry` and `id` are written whenever defined, including `0`. Throws a
+ * named error, writing nothing, for an `event` or `id` holding CR, LF or NUL
+ * and for a `retry` that is not a whole number of milliseconds.
  */
 export function encodeEvent (event: WireEvent): Buffer {
+  if (event.event !== undefined) assertEventName(event.event)
+  assertControlFields(event)
   let out = ''
   if (event.retry !== undefined) out += `retry: ${event.retry}\n`
   if (event.id !== undefined) out += `id: ${event.id}\n`
@@ -54,6 +68,7 @@ export function encodeEvent (event: WireEvent): Buffer {
  * dispatches no event. Used to hand a fresh client its starting point.
  */
 export function encodeControl (fields: { id?: string, retry?: number }): Buffer {
+  assertControlFields(fields)
   let out = ''
   if (fields.retry !== undefined) out += `retry: ${fields.retry}\n`
   if (fields.id !== undefined) out += `id: ${fields.id}\n`

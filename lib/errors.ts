@@ -28,6 +28,14 @@ export const FST_PUSH_STREAM_INVALID_EVENT_NAME = createError(
   TypeError
 )
 
+/** An `id` or `retry` field given to the encoder would not survive the trip: a multi-line or NUL id, a retry that is not a whole number of milliseconds. */
+export const FST_PUSH_STREAM_INVALID_FIELD = createError(
+  'FST_PUSH_STREAM_INVALID_FIELD',
+  'Invalid "%s" field %s: expected %s',
+  500,
+  TypeError
+)
+
 /** A channel name is outside the safe set: 1 to 64 of `A-Z a-z 0-9 _ - . :`. */
 export const FST_PUSH_STREAM_INVALID_CHANNEL = createError(
   'FST_PUSH_STREAM_INVALID_CHANNEL',

@@ -18,7 +18,8 @@ export class History {
   readonly #origin: EventId
   readonly #ring: HistoryEntry[] = []
   #start = 0
-  #evicted = false
+  /** The newest id no longer held, if any: a client at exactly that id missed only held events. */
+  #lastEvicted: EventId | undefined
   #newest: EventId
 
   /** `origin` is the id that stands for "before the first event". */
@@ -42,16 +43,16 @@ export class History {
   append (entry: HistoryEntry): void {
     this.#newest = entry.id
     if (this.capacity === 0) {
-      this.#evicted = true
+      this.#lastEvicted = entry.id
       return
     }
     if (this.#ring.length < this.capacity) {
       this.#ring.push(entry)
       return
     }
+    this.#lastEvicted = this.#at(0).id
     this.#ring[this.#start] = entry
     this.#start = (this.#start + 1) % this.capacity
-    this.#evicted = true
   }
 
   /**
@@ -63,8 +64,9 @@ export class History {
   since (lastId: EventId, channels: ReadonlySet<string>): HistoryEntry[] | null {
     if (compareEventIds(lastId, this.#newest) === 0) return []
     let from: number
-    if (compareEventIds(lastId, this.#origin) === 0) {
-      if (this.#evicted) return null
+    // Everything after the last evicted id (or after the origin, if none was) is still held.
+    const beforeHeld = this.#lastEvicted ?? this.#origin
+    if (compareEventIds(lastId, beforeHeld) === 0) {
       from = 0
     } else {
       const at = this.#indexOf(lastId)

@@ -30,7 +30,6 @@ export class Hub {
 
   /** Subscribes a connection to its channels until it closes. */
   add (connection: Connection): void {
-    if (connection.closed) return
     this.#all.add(connection)
     for (const channel of connection.channels) {
       let set = this.#byChannel.get(channel)
@@ -44,11 +43,11 @@ export class Hub {
 
   /** The `onClose` callback to give each connection: unsubscribes it at once. */
   readonly remove = (connection: Connection, reason: CloseReason): void => {
-    if (!this.#all.delete(connection)) return
+    this.#all.delete(connection)
     if (reason === 'slow') this.slowDisconnects++
     for (const channel of connection.channels) {
-      const set = this.#byChannel.get(channel)
-      if (set === undefined) continue
+      // Every connection is added before it can close, so its channels are indexed.
+      const set = this.#byChannel.get(channel) as Set<Connection>
       set.delete(connection)
       if (set.size === 0) this.#byChannel.delete(channel)
     }
@@ -62,7 +61,7 @@ export class Hub {
   }
 
   /** Ends every connection, each after its own last frame, and stops the heartbeat. */
-  closeAll (lastFrame: () => Buffer | undefined): void {
+  closeAll (lastFrame: () => Buffer): void {
     clearInterval(this.#heartbeat)
     this.#heartbeat = undefined
     for (const connection of [...this.#all]) connection.end(lastFrame())

@@ -85,11 +85,11 @@ export function resolveOptions (options: PushStreamOptions = {}): ResolvedOption
   if (typeof given.path !== 'string' || !given.path.startsWith('/')) {
     throw new FST_PUSH_STREAM_INVALID_OPTION('path', describe(given.path), 'a string starting with "/"')
   }
-  const source = options.source ?? randomMessages
+  const source = options.source === undefined ? randomMessages : options.source
   if (typeof source !== 'function' && !isIterable(source)) {
     throw new FST_PUSH_STREAM_INVALID_OPTION('source', describe(source), 'a function or an (async) iterable')
   }
-  const serialize = options.serialize ?? JSON.stringify
+  const serialize = options.serialize === undefined ? JSON.stringify : options.serialize
   if (typeof serialize !== 'function') {
     throw new FST_PUSH_STREAM_INVALID_OPTION('serialize', describe(serialize), 'a function')
   }

@@ -1,5 +1,5 @@
 import type { OutgoingHttpHeaders } from 'node:http'
-import { Connection, type RawResponse } from './connection.js'
+import { Connection, isGone, type RawResponse } from './connection.js'
 import { assertEventName, encodeControl, encodeEvent } from './encoder.js'
 import {
   FST_PUSH_STREAM_CLOSED,
@@ -20,6 +20,8 @@ export const DEFAULT_CHANNEL = 'default'
 /** The name of the event a client gets when its `Last-Event-ID` cannot be replayed. */
 export const RESET_EVENT = 'reset'
 
+const UTF8 = new TextDecoder()
+const RESET_DATA = JSON.stringify({ reason: 'unknown-last-event-id' })
 const CHANNEL = /^[A-Za-z0-9_.:-]{1,64}$/
 
 /** True when `name` is in the safe channel character set (1 to 64 of `A-Z a-z 0-9 _ - . :`). */
@@ -162,31 +164,33 @@ export class PushStream implements PushStreamApi {
    * happens in one synchronous step, so no event can fall between replay and live.
    */
   open (res: RawResponse, headers: OutgoingHttpHeaders, channels: ReadonlySet<string>, lastEventId: string | undefined): void {
+    // A client that left while the request was in hooks or authorize: its close event has already passed.
+    if (isGone(res)) return
     const connection = new Connection(res, channels, this.#options.maxBufferedBytes, this.#hub.remove)
+    // Subscribed before the first write, so a write that ends it unsubscribes it again.
+    this.#hub.add(connection)
     connection.open(headers)
     const retry = this.#options.retry
     const newest = formatEventId(this.#history.newest)
     if (lastEventId === undefined) {
       // The client learns where it starts, so a reconnect before its first event still resumes.
       connection.write(encodeControl({ retry, id: newest }))
-    } else {
-      const parsed = parseEventId(lastEventId)
-      const missed = parsed === null ? null : this.#history.since(parsed, channels)
-      if (missed === null) {
-        this.#resets++
-        connection.write(encodeEvent({ retry, id: newest, event: RESET_EVENT, data: JSON.stringify({ reason: 'unknown-last-event-id' }) }))
-      } else {
-        connection.write(encodeControl({ retry }))
-        connection.writeReplay(missed.map((entry) => entry.frame))
-        this.#replayed += missed.length
-      }
+      return
     }
-    this.#hub.add(connection)
+    const parsed = parseEventId(lastEventId)
+    const missed = parsed === null ? null : this.#history.since(parsed, channels)
+    if (missed === null) {
+      this.#resets++
+      connection.write(encodeEvent({ retry, id: newest, event: RESET_EVENT, data: RESET_DATA }))
+      return
+    }
+    connection.write(encodeControl({ retry }))
+    connection.writeReplay(missed.map((entry) => entry.frame))
+    this.#replayed += missed.length
   }
 
   /** Stops the generator and ends every stream, each with a jittered `retry:` so clients do not all return at once. */
   async close (): Promise<void> {
-    if (this.#closed) return
     this.#closed = true
     const retry = this.#options.retry
     this.#hub.closeAll(() => encodeControl({ retry: retry + Math.floor(Math.random() * Math.max(retry, 1000)) }))
@@ -195,6 +199,8 @@ export class PushStream implements PushStreamApi {
 
   #serialize (data: unknown): string {
     if (typeof data === 'string') return data
+    // Decoded whole, so a multi-byte character is never split.
+    if (data instanceof Uint8Array) return UTF8.decode(data)
     let text: unknown
     try {
       text = this.#options.serialize(data)

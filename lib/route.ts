@@ -33,11 +33,12 @@ export function requestedChannels (query: unknown, maxChannels: number): Set<str
 export function requestedLastEventId (request: FastifyRequest): string | undefined {
   const header = request.headers['last-event-id']
   if (typeof header === 'string' && header !== '') return header
-  const query = (request.query as Record<string, unknown> | undefined)?.lastEventId
+  const query = (request.query as Record<string, unknown>).lastEventId
+  // Named twice: the first one counts.
   const value = Array.isArray(query) ? query[0] : query
-  // Anything given but not a string is still an id the server cannot answer for.
   if (value === undefined || value === '') return undefined
-  return typeof value === 'string' ? value : String(value)
+  // Whatever a custom query parser made of it, a non-id is then answered with a reset.
+  return String(value)
 }
 
 /** The headers of a stream: those already set on the reply (CORS, custom), then the SSE ones. */
@@ -73,8 +74,7 @@ export function streamHandler (pushStream: PushStream, options: ResolvedOptions)
         throw new FST_PUSH_STREAM_AUTHORIZE_FAILED(errorMessage(error), { cause: error })
       }
       if (allowed !== true) throw new FST_PUSH_STREAM_FORBIDDEN()
-      // The client may have gone, or the server begun closing, while authorize ran.
-      if (request.raw.destroyed) return reply
+      // The server may have begun closing, or filled up, while authorize ran.
       refuseIfFull(reply)
     }
     const headers = streamHeaders(reply)

@@ -153,3 +153,11 @@ t.test('a HEAD request gets no stream', async (t) => {
   const res = await request(`${url}/events`, { method: 'HEAD' })
   t.equal(res.status, 404)
 })
+
+t.test('a Buffer is sent as its UTF-8 text, decoded whole', async (t) => {
+  const { app, url } = await startApp(t)
+  const client = await openStream(`${url}/events`)
+  t.teardown(() => client.close())
+  app.pushStream.publish(Buffer.from('héllo 🌍\nsecond line', 'utf8'))
+  t.equal((await client.take(1))[0]?.data, 'héllo 🌍\nsecond line')
+})

@@ -108,7 +108,7 @@ t.test('npm run demo starts a server that prints its URL and stops on SIGTERM', 
   const port = await freePort()
   const child = spawn('node_modules/.bin/tsx', ['example/server.ts'], {
     cwd: root,
-    env: { ...process.env, PORT: String(port), HOST: '127.0.0.1' },
+    env: demoEnv(port),
     stdio: ['ignore', 'pipe', 'pipe']
   })
   const exited = new Promise<number | null>((resolve) => child.once('exit', resolve))
@@ -126,3 +126,8 @@ t.test('npm run demo starts a server that prints its URL and stops on SIGTERM', 
   const code = await within(exited, 10_000, () => 'the demo did not exit after SIGTERM')
   t.equal(code, 0, 'closes cleanly on SIGTERM')
 })
+
+/** The environment for the demo process: where to listen. */
+function demoEnv (port: number): NodeJS.ProcessEnv {
+  return { ...process.env, PORT: String(port), HOST: '127.0.0.1' }
+}

@@ -161,6 +161,7 @@ t.test('bad options fail at register with a named error that says what and why',
     [{ maxBufferedBytes: 0 }, /"maxBufferedBytes"/],
     [{ maxConnections: null }, /"maxConnections"/],
     [{ path: 'events' }, /"path": got "events", expected a string starting with "\/"/],
+    [{ path: () => '/events' }, /"path": got a function/],
     [{ source: 'abc' }, /"source"/],
     [{ serialize: 'json' }, /"serialize"/],
     [{ authorize: true }, /"authorize"/]
@@ -188,4 +189,34 @@ t.test('the route follows the path option', async (t) => {
   app.pushStream.publish('here')
   t.equal((await client.take(1))[0]?.data, 'here')
   t.equal((await request(`${url}/events`)).status, 404)
+})
+
+t.test('a stream still in authorize when close begins gets 503 shutting down', async (t) => {
+  let allow = (): void => {}
+  let asked = (): void => {}
+  const called = new Promise<void>((resolve) => { asked = resolve })
+  const held: { client?: StreamClient } = {}
+  const app = Fastify()
+  await app.register(pushStream, {
+    interval: 0,
+    retry: 1000,
+    authorize: () => new Promise<boolean>((resolve) => {
+      allow = () => resolve(true)
+      asked()
+    })
+  })
+  // Runs after the plugin's own preClose: the decision comes once closing has begun.
+  app.addHook('preClose', async () => {
+    allow()
+    await held.client?.ended
+  })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const { port } = app.server.address() as { port: number }
+  const pending = new StreamClient(`http://127.0.0.1:${port}/events`)
+  held.client = pending
+  await called
+  await app.close()
+  t.equal(pending.status, 503)
+  t.equal(pending.headers['retry-after'], '1')
+  t.equal(JSON.parse(pending.raw).code, 'FST_PUSH_STREAM_SHUTTING_DOWN')
 })

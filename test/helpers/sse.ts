@@ -17,9 +17,10 @@ export async function startApp (
   t: Teardown,
   options: PushStreamOptions = {},
   configure?: (app: FastifyInstance) => void | Promise<void>,
-  serverOptions: FastifyServerOptions = {}
+  serverOptions: FastifyServerOptions & { http2?: boolean } = {}
 ): Promise<{ app: FastifyInstance, url: string }> {
-  const app = Fastify(serverOptions)
+  // One code path for HTTP/1.1 and HTTP/2 apps: the tests only use what both share.
+  const app = Fastify(serverOptions as FastifyServerOptions) as unknown as FastifyInstance
   t.teardown(() => app.close())
   if (configure !== undefined) await configure(app)
   await app.register(pushStream, { interval: 0, ...options })

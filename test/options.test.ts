@@ -1,0 +1,220 @@
+import t from 'tap'
+import { resolveOptions, defaults, type PushStreamOptions } from '../lib/options.js'
+import { randomMessages } from '../lib/random-source.js'
+import { FST_PUSH_STREAM_INVALID_OPTION } from '../lib/errors.js'
+
+const MAX_DELAY = 2 ** 31 - 1
+
+/**
+ * Resolves `options` and checks it throws FST_PUSH_STREAM_INVALID_OPTION with a
+ * message that names the option, shows what was given and says what is allowed.
+ */
+function rejects (assert: Pick<typeof t, 'ok' | 'equal' | 'match' | 'fail'>, options: unknown, name: string, given: string, allowed: string, label: string): void {
+  try {
+    resolveOptions(options as PushStreamOptions)
+  } catch (error) {
+    const err = error as Error & { code?: string }
+    assert.equal(err.code, 'FST_PUSH_STREAM_INVALID_OPTION', `${label}: code`)
+    assert.ok(err instanceof FST_PUSH_STREAM_INVALID_OPTION && err instanceof TypeError, `${label}: a TypeError of the named kind`)
+    assert.match(err.message, `"${name}"`, `${label}: names the option`)
+    assert.match(err.message, `got ${given}`, `${label}: shows what was given`)
+    assert.match(err.message, allowed, `${label}: says what is allowed`)
+    return
+  }
+  assert.fail(`${label}: did not throw`)
+}
+
+t.test('the defaults', async (t) => {
+  for (const resolved of [resolveOptions(), resolveOptions({})]) {
+    t.equal(resolved.path, '/events')
+    t.equal(resolved.interval, 3000)
+    t.equal(resolved.heartbeat, 15000)
+    t.equal(resolved.retry, 3000)
+    t.equal(resolved.history, 1000)
+    t.equal(resolved.maxBufferedBytes, 1048576)
+    t.equal(resolved.maxConnections, 10000)
+    t.equal(resolved.maxChannels, 32)
+    t.equal(resolved.serialize, JSON.stringify)
+    t.equal(resolved.authorize, undefined)
+    t.equal(typeof resolved.source, 'function', 'a default source function')
+    t.equal(resolved.source, randomMessages, 'the random message source')
+  }
+  t.same(defaults, {
+    path: '/events',
+    interval: 3000,
+    heartbeat: 15000,
+    retry: 3000,
+    history: 1000,
+    maxBufferedBytes: 1048576,
+    maxConnections: 10000,
+    maxChannels: 32
+  })
+  t.ok(Object.isFrozen(defaults), 'the exported defaults cannot be changed')
+})
+
+t.test('undefined values fall back to the defaults', async (t) => {
+  const resolved = resolveOptions({
+    path: undefined,
+    interval: undefined,
+    source: undefined,
+    heartbeat: undefined,
+    retry: undefined,
+    history: undefined,
+    maxBufferedBytes: undefined,
+    maxConnections: undefined,
+    maxChannels: undefined,
+    serialize: undefined,
+    authorize: undefined
+  })
+  t.same(resolved, resolveOptions())
+  t.equal(resolved.source, randomMessages)
+  t.equal(resolved.serialize, JSON.stringify)
+})
+
+t.test('given values are kept, including 0 where 0 is allowed', async (t) => {
+  const source = (): string => 'x'
+  const serialize = (data: unknown): string => String(data)
+  const authorize = (): boolean => true
+  const resolved = resolveOptions({
+    path: '/stream/v1',
+    interval: 0,
+    source,
+    heartbeat: 0,
+    retry: 0,
+    history: 0,
+    maxBufferedBytes: 1,
+    maxConnections: 1,
+    maxChannels: 1,
+    serialize,
+    authorize
+  })
+  t.same(resolved, {
+    path: '/stream/v1',
+    interval: 0,
+    source,
+    heartbeat: 0,
+    retry: 0,
+    history: 0,
+    maxBufferedBytes: 1,
+    maxConnections: 1,
+    maxChannels: 1,
+    serialize,
+    authorize
+  })
+  t.equal(resolved.source, source)
+  t.equal(resolved.serialize, serialize)
+  t.equal(resolved.authorize, authorize)
+  t.equal(resolveOptions({ path: '/' }).path, '/')
+})
+
+const integers: Array<{ name: keyof PushStreamOptions, min: number, max: number }> = [
+  { name: 'interval', min: 0, max: MAX_DELAY },
+  { name: 'heartbeat', min: 0, max: MAX_DELAY },
+  { name: 'retry', min: 0, max: MAX_DELAY },
+  { name: 'history', min: 0, max: 10_000_000 },
+  { name: 'maxBufferedBytes', min: 1, max: Number.MAX_SAFE_INTEGER },
+  { name: 'maxConnections', min: 1, max: Number.MAX_SAFE_INTEGER },
+  { name: 'maxChannels', min: 1, max: 1024 }
+]
+
+t.test('integer options: the bounds are accepted', async (t) => {
+  for (const { name, min, max } of integers) {
+    t.equal(resolveOptions({ [name]: min })[name], min, `${name} = ${min}`)
+    t.equal(resolveOptions({ [name]: max })[name], max, `${name} = ${max}`)
+  }
+})
+
+t.test('integer options: bad values throw FST_PUSH_STREAM_INVALID_OPTION', async (t) => {
+  for (const { name, min, max } of integers) {
+    const allowed = `an integer from ${min} to ${max}`
+    const bad: Array<[unknown, string]> = [
+      [-1, 'number -1'],
+      [min - 1, `number ${min - 1}`],
+      [max + 1, `number ${max + 1}`],
+      [1.5, 'number 1.5'],
+      [NaN, 'number NaN'],
+      [Infinity, 'number Infinity'],
+      [-Infinity, 'number -Infinity'],
+      ['3000', '"3000"'],
+      ['', '""'],
+      [null, 'null'],
+      [true, 'boolean true'],
+      [{}, 'an object'],
+      [[5], 'an array'],
+      [5n, 'bigint 5']
+    ]
+    for (const [value, given] of bad) rejects(t, { [name]: value }, name, given, allowed, `${name} = ${given}`)
+  }
+})
+
+t.test('path must be a string starting with "/"', async (t) => {
+  const allowed = 'a string starting with "/"'
+  const bad: Array<[unknown, string]> = [
+    ['events', '"events"'],
+    ['', '""'],
+    [' /events', '" /events"'],
+    ['http://example.com/events', '"http://example.com/events"'],
+    [5, 'number 5'],
+    [null, 'null'],
+    [['/events'], 'an array'],
+    [{}, 'an object']
+  ]
+  for (const [value, given] of bad) rejects(t, { path: value }, 'path', given, allowed, `path = ${given}`)
+})
+
+t.test('serialize and authorize must be functions', async (t) => {
+  for (const name of ['serialize', 'authorize']) {
+    const bad: Array<[unknown, string]> = [
+      ['JSON.stringify', '"JSON.stringify"'],
+      [1, 'number 1'],
+      [true, 'boolean true'],
+      [{}, 'an object'],
+      [[], 'an array']
+    ]
+    for (const [value, given] of bad) rejects(t, { [name]: value }, name, given, 'a function', `${name} = ${given}`)
+  }
+  rejects(t, { authorize: null }, 'authorize', 'null', 'a function', 'authorize = null')
+})
+
+t.test('null is rejected like any other bad value', async (t) => {
+  for (const name of ['source', 'serialize']) {
+    t.throws(() => resolveOptions({ [name]: null }), { code: 'FST_PUSH_STREAM_INVALID_OPTION' }, `${name} = null`)
+  }
+  for (const name of ['path', 'interval', 'heartbeat', 'retry', 'history', 'maxBufferedBytes', 'maxConnections', 'maxChannels', 'authorize']) {
+    t.throws(() => resolveOptions({ [name]: null }), { code: 'FST_PUSH_STREAM_INVALID_OPTION' }, `${name} = null`)
+  }
+})
+
+t.test('source must be a function or an (async) iterable', async (t) => {
+  const allowed = 'a function or an (async) iterable'
+  const bad: Array<[unknown, string]> = [
+    ['hello', '"hello"'],
+    ['', '""'],
+    [42, 'number 42'],
+    [0, 'number 0'],
+    [true, 'boolean true'],
+    [{}, 'an object'],
+    [{ next: () => ({ done: true }) }, 'an object']
+  ]
+  for (const [value, given] of bad) rejects(t, { source: value }, 'source', given, allowed, `source = ${given}`)
+})
+
+t.test('functions and iterables are accepted as source', async (t) => {
+  function * generator (): Generator<number> { yield 1 }
+  async function * asyncGenerator (): AsyncGenerator<number> { yield 1 }
+  const accepted: Array<[string, unknown]> = [
+    ['a function', () => 1],
+    ['an async function', async () => 1],
+    ['an array', [1, 2, 3]],
+    ['an empty array', []],
+    ['a generator', generator()],
+    ['an async generator', asyncGenerator()],
+    ['a Set', new Set([1])],
+    ['a Map', new Map([[1, 2]])],
+    ['an object with Symbol.iterator', { [Symbol.iterator]: () => [1][Symbol.iterator]() }],
+    ['an object with Symbol.asyncIterator', { [Symbol.asyncIterator]: asyncGenerator }]
+  ]
+  for (const [what, source] of accepted) {
+    t.equal(resolveOptions({ source: source as PushStreamOptions['source'] }).source, source, `${what} is accepted and kept as it is`)
+  }
+})

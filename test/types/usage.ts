@@ -1,0 +1,51 @@
+// Checked by `tsc --noEmit` (npm test): the decorator's types as a user sees them.
+// Each @ts-expect-error fails the check if the line it marks ever type-checks.
+import Fastify from 'fastify'
+import pushStream, {
+  FST_PUSH_STREAM_INVALID_OPTION,
+  type PublishedEvent,
+  type PushStreamOptions,
+  type PushStreamStats
+} from '../../lib/index.js'
+
+export async function usage (): Promise<void> {
+  const app = Fastify()
+  const options: PushStreamOptions = {
+    path: '/events',
+    interval: 3000,
+    source: async () => ({ data: { text: 'hi' }, event: 'chat', channel: 'room-1' }),
+    heartbeat: 15000,
+    retry: 3000,
+    history: 1000,
+    maxBufferedBytes: 1024 * 1024,
+    maxConnections: 10000,
+    authorize: async (request, channels) => request.headers.authorization !== undefined && channels.length > 0
+  }
+  await app.register(pushStream, options)
+  await app.register(pushStream, { source: ['a', 'b'] })
+  await app.register(pushStream, { source: (async function * () { yield 1 })() })
+
+  const ev: PublishedEvent<{ text: string }> = app.pushStream.publish({ text: 'hi' }, { event: 'chat', channel: 'room-1' })
+  const id: string = ev.id
+  const channel: string = ev.channel
+  const text: string = ev.data.text
+  const generated: PublishedEvent | undefined = await app.pushStream.generate()
+  const stats: PushStreamStats = app.pushStream.stats()
+  const counts: number[] = [stats.connections, stats.published, stats.replayed, stats.resets, stats.slowDisconnects]
+  const error = new FST_PUSH_STREAM_INVALID_OPTION('interval', '-1', 'an integer')
+  const code: string = error.code
+  console.log(id, channel, text, generated, counts, code)
+
+  // @ts-expect-error interval is a number
+  await app.register(pushStream, { interval: '3000' })
+  // @ts-expect-error there is no such option
+  await app.register(pushStream, { intervall: 3000 })
+  // @ts-expect-error the event name is a string
+  app.pushStream.publish('x', { event: 1 })
+  // @ts-expect-error ids are assigned by the plugin, never by the caller
+  app.pushStream.publish('x', { id: '1' })
+  // @ts-expect-error stats has no such counter
+  console.log(app.pushStream.stats().dropped)
+  // @ts-expect-error authorize receives the channels as strings
+  await app.register(pushStream, { authorize: (_request, channels: number[]) => channels.length > 0 })
+}
