@@ -100,6 +100,13 @@ export const FST_PUSH_STREAM_SHUTTING_DOWN = createError(
   503
 )
 
+/** `client: true` was given but the built browser client was not found (the package was not built). */
+export const FST_PUSH_STREAM_CLIENT_MISSING = createError(
+  'FST_PUSH_STREAM_CLIENT_MISSING',
+  'The browser client is not built: none of %s exists (run `npm run build`)',
+  500
+)
+
 /** A short text for an error message: the value's type and a bounded preview. */
 export function describe (value: unknown): string {
   if (typeof value === 'string') {

@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
 import fp from 'fastify-plugin'
+import { clientScriptHandler, loadClientScript } from './client-script.js'
 import { FST_PUSH_STREAM_ALREADY_REGISTERED } from './errors.js'
 import { resolveOptions, type PushStreamOptions } from './options.js'
 import { PushStream, type PushStreamApi } from './push-stream.js'
@@ -27,6 +28,9 @@ const pushStreamPlugin: FastifyPluginAsync<PushStreamOptions> = async function p
   fastify.decorate('pushStream', api)
 
   fastify.get(options.path, { exposeHeadRoute: false }, streamHandler(core, options))
+  if (options.client) {
+    fastify.get(`${options.path.replace(/\/$/, '')}/client.js`, clientScriptHandler(loadClientScript()))
+  }
 
   fastify.addHook('onReady', async () => core.start())
   // Open streams would keep server.close() waiting forever: end them first.
@@ -46,6 +50,7 @@ export { parseEventId, formatEventId, compareEventIds, type EventId } from './ev
 export { defaults, type PushStreamOptions, type MessageSource, type SourceMessage, type Authorize } from './options.js'
 export {
   DEFAULT_CHANNEL,
+  OPEN_EVENT,
   RESET_EVENT,
   isValidChannel,
   type PublishOptions,
@@ -54,3 +59,4 @@ export {
   type PushStreamStats
 } from './push-stream.js'
 export { randomMessages, type RandomMessage } from './random-source.js'
+export { RETRY_EVENT } from './route.js'

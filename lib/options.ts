@@ -45,6 +45,8 @@ export interface PushStreamOptions {
   serialize?: (data: unknown) => string
   /** Called before a stream opens; false answers 403. Default: everyone may subscribe. */
   authorize?: Authorize
+  /** Serve the browser client at `<path>/client.js`. Default `false`. */
+  client?: boolean
 }
 
 /** Options after defaults and validation. */
@@ -61,7 +63,8 @@ export const defaults = Object.freeze({
   history: 1000,
   maxBufferedBytes: 1024 * 1024,
   maxConnections: 10000,
-  maxChannels: 32
+  maxChannels: 32,
+  client: false
 })
 
 // setTimeout and setInterval cannot wait longer than this.
@@ -71,6 +74,11 @@ function integer (name: string, value: unknown, min: number, max: number): numbe
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
     throw new FST_PUSH_STREAM_INVALID_OPTION(name, describe(value), `an integer from ${min} to ${max}`)
   }
+  return value
+}
+
+function boolean (name: string, value: unknown): boolean {
+  if (typeof value !== 'boolean') throw new FST_PUSH_STREAM_INVALID_OPTION(name, describe(value), 'true or false')
   return value
 }
 
@@ -105,6 +113,7 @@ export function resolveOptions (options: PushStreamOptions = {}): ResolvedOption
     maxBufferedBytes: integer('maxBufferedBytes', given.maxBufferedBytes, 1, Number.MAX_SAFE_INTEGER),
     maxConnections: integer('maxConnections', given.maxConnections, 1, Number.MAX_SAFE_INTEGER),
     maxChannels: integer('maxChannels', given.maxChannels, 1, 1024),
+    client: boolean('client', given.client),
     source,
     serialize,
     authorize: options.authorize

@@ -20,6 +20,19 @@ export const DEFAULT_CHANNEL = 'default'
 /** The name of the event a client gets when its `Last-Event-ID` cannot be replayed. */
 export const RESET_EVENT = 'reset'
 
+/** The first event of a stream opened with `?handshake=1` (the browser client): data `{ retry }`. */
+export const OPEN_EVENT = 'push-stream:open'
+
+/** What a stream request asks for. */
+export interface StreamRequest {
+  /** The channels to subscribe to. */
+  channels: ReadonlySet<string>
+  /** The id to resume after, as the client sent it; undefined for a fresh client. */
+  lastEventId: string | undefined
+  /** True for the browser client (`?handshake=1`): it gets the opening block as an `OPEN_EVENT` it can read. */
+  handshake: boolean
+}
+
 const UTF8 = new TextDecoder()
 const RESET_DATA = JSON.stringify({ reason: 'unknown-last-event-id' })
 const CHANNEL = /^[A-Za-z0-9_.:-]{1,64}$/
@@ -159,32 +172,34 @@ export class PushStream implements PushStreamApi {
   }
 
   /**
-   * Opens a client's stream: headers, then either its starting id (a fresh
-   * client), the events it missed, or a `reset`; then live events. All of it
-   * happens in one synchronous step, so no event can fall between replay and live.
+   * Opens a client's stream: headers, an opening block (the `retry:` and, for
+   * a fresh client, its starting id), then the events it missed or a `reset`,
+   * then live events. All of it happens in one synchronous step, so no event
+   * can fall between replay and live.
    */
-  open (res: RawResponse, headers: OutgoingHttpHeaders, channels: ReadonlySet<string>, lastEventId: string | undefined): void {
+  open (res: RawResponse, headers: OutgoingHttpHeaders, request: StreamRequest): void {
     // A client that left while the request was in hooks or authorize: its close event has already passed.
     if (isGone(res)) return
+    const { channels, lastEventId, handshake } = request
     const connection = new Connection(res, channels, this.#options.maxBufferedBytes, this.#hub.remove)
     // Subscribed before the first write, so a write that ends it unsubscribes it again.
     this.#hub.add(connection)
     connection.open(headers)
     const retry = this.#options.retry
     const newest = formatEventId(this.#history.newest)
-    if (lastEventId === undefined) {
-      // The client learns where it starts, so a reconnect before its first event still resumes.
-      connection.write(encodeControl({ retry, id: newest }))
-      return
-    }
+    // A fresh client learns where it starts, so a reconnect before its first event still resumes.
+    const startId = lastEventId === undefined ? newest : undefined
+    connection.write(handshake
+      ? encodeEvent({ retry, id: startId, event: OPEN_EVENT, data: JSON.stringify({ retry }) })
+      : encodeControl({ retry, id: startId }))
+    if (lastEventId === undefined) return
     const parsed = parseEventId(lastEventId)
     const missed = parsed === null ? null : this.#history.since(parsed, channels)
     if (missed === null) {
       this.#resets++
-      connection.write(encodeEvent({ retry, id: newest, event: RESET_EVENT, data: RESET_DATA }))
+      connection.write(encodeEvent({ id: newest, event: RESET_EVENT, data: RESET_DATA }))
       return
     }
-    connection.write(encodeControl({ retry }))
     connection.writeReplay(missed.map((entry) => entry.frame))
     this.#replayed += missed.length
   }

@@ -1,5 +1,5 @@
 import type { OutgoingHttpHeaders } from 'node:http'
-import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import {
   FST_PUSH_STREAM_AUTHORIZE_FAILED,
   FST_PUSH_STREAM_FORBIDDEN,
@@ -8,8 +8,13 @@ import {
   FST_PUSH_STREAM_TOO_MANY_CONNECTIONS,
   errorMessage
 } from './errors.js'
+import { Connection } from './connection.js'
+import { encodeEvent } from './encoder.js'
 import type { ResolvedOptions } from './options.js'
 import { DEFAULT_CHANNEL, assertChannel, type PushStream } from './push-stream.js'
+
+/** The event that tells the browser client to come back later (instead of a 503, which a browser treats as final). */
+export const RETRY_EVENT = 'push-stream:retry'
 
 // Never sent on a stream: hop-by-hop headers are forbidden over HTTP/2, and a length would end it.
 const DROPPED_HEADERS = ['connection', 'keep-alive', 'transfer-encoding', 'content-length', 'content-encoding']
@@ -41,6 +46,11 @@ export function requestedLastEventId (request: FastifyRequest): string | undefin
   return String(value)
 }
 
+/** True when the request comes from the browser client (`?handshake=1`). */
+export function isHandshake (query: unknown): boolean {
+  return (query as Record<string, unknown>).handshake === '1'
+}
+
 /** The headers of a stream: those already set on the reply (CORS, custom), then the SSE ones. */
 function streamHeaders (reply: FastifyReply): OutgoingHttpHeaders {
   const headers = { ...reply.getHeaders(), ...STREAM_HEADERS } as OutgoingHttpHeaders
@@ -52,19 +62,38 @@ function streamHeaders (reply: FastifyReply): OutgoingHttpHeaders {
 export function streamHandler (pushStream: PushStream, options: ResolvedOptions) {
   const retryAfter = String(Math.max(1, Math.ceil(options.retry / 1000)))
 
-  function refuseIfFull (reply: FastifyReply): void {
-    if (pushStream.closing) {
+  /** The error to answer with when no stream can open now; undefined when one can. */
+  function unavailable (): FastifyError | undefined {
+    if (pushStream.closing) return new FST_PUSH_STREAM_SHUTTING_DOWN()
+    if (pushStream.connections >= options.maxConnections) return new FST_PUSH_STREAM_TOO_MANY_CONNECTIONS(options.maxConnections)
+    return undefined
+  }
+
+  /**
+   * Refuses for now: a 503 with Retry-After, or, for the browser client, a
+   * stream with one RETRY_EVENT that then ends, since a browser's EventSource
+   * never retries after a 503.
+   */
+  function refuse (request: FastifyRequest, reply: FastifyReply, error: FastifyError): FastifyReply {
+    if (!isHandshake(request.query)) {
       reply.header('retry-after', retryAfter)
-      throw new FST_PUSH_STREAM_SHUTTING_DOWN()
+      throw error
     }
-    if (pushStream.connections >= options.maxConnections) {
-      reply.header('retry-after', retryAfter)
-      throw new FST_PUSH_STREAM_TOO_MANY_CONNECTIONS(options.maxConnections)
-    }
+    const headers = streamHeaders(reply)
+    reply.hijack()
+    const connection = new Connection(reply.raw, new Set(), options.maxBufferedBytes, () => {})
+    connection.open(headers)
+    connection.end(encodeEvent({
+      retry: options.retry,
+      event: RETRY_EVENT,
+      data: JSON.stringify({ after: options.retry, reason: error.code })
+    }))
+    return reply
   }
 
   return async function stream (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
-    refuseIfFull(reply)
+    const before = unavailable()
+    if (before !== undefined) return refuse(request, reply, before)
     const channels = requestedChannels(request.query, options.maxChannels)
     if (options.authorize !== undefined) {
       let allowed: boolean
@@ -75,11 +104,16 @@ export function streamHandler (pushStream: PushStream, options: ResolvedOptions)
       }
       if (allowed !== true) throw new FST_PUSH_STREAM_FORBIDDEN()
       // The server may have begun closing, or filled up, while authorize ran.
-      refuseIfFull(reply)
+      const after = unavailable()
+      if (after !== undefined) return refuse(request, reply, after)
     }
     const headers = streamHeaders(reply)
     reply.hijack()
-    pushStream.open(reply.raw, headers, channels, requestedLastEventId(request))
+    pushStream.open(reply.raw, headers, {
+      channels,
+      lastEventId: requestedLastEventId(request),
+      handshake: isHandshake(request.query)
+    })
     return reply
   }
 }

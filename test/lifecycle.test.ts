@@ -2,7 +2,7 @@ import t from 'tap'
 import http from 'node:http'
 import Fastify from 'fastify'
 import pushStream from '../lib/index.js'
-import { StreamClient, openStream, request, startApp, waitFor } from './helpers/sse.js'
+import { StreamClient, openStream, request, startApp, startAppClosingDuringAuthorize, waitFor } from './helpers/sse.js'
 
 t.test('close() ends 1,000 open streams and resolves in under a second', async (t) => {
   const { app, url } = await startApp(t, { retry: 2000 })
@@ -192,29 +192,10 @@ t.test('the route follows the path option', async (t) => {
 })
 
 t.test('a stream still in authorize when close begins gets 503 shutting down', async (t) => {
-  let allow = (): void => {}
-  let asked = (): void => {}
-  const called = new Promise<void>((resolve) => { asked = resolve })
-  const held: { client?: StreamClient } = {}
-  const app = Fastify()
-  await app.register(pushStream, {
-    interval: 0,
-    retry: 1000,
-    authorize: () => new Promise<boolean>((resolve) => {
-      allow = () => resolve(true)
-      asked()
-    })
-  })
-  // Runs after the plugin's own preClose: the decision comes once closing has begun.
-  app.addHook('preClose', async () => {
-    allow()
-    await held.client?.ended
-  })
-  await app.listen({ port: 0, host: '127.0.0.1' })
-  const { port } = app.server.address() as { port: number }
-  const pending = new StreamClient(`http://127.0.0.1:${port}/events`)
-  held.client = pending
-  await called
+  const { app, url, authorizing, hold } = await startAppClosingDuringAuthorize({ retry: 1000 })
+  const pending = new StreamClient(`${url}/events`)
+  hold(pending)
+  await authorizing
   await app.close()
   t.equal(pending.status, 503)
   t.equal(pending.headers['retry-after'], '1')

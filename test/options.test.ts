@@ -34,6 +34,7 @@ t.test('the defaults', async (t) => {
     t.equal(resolved.maxBufferedBytes, 1048576)
     t.equal(resolved.maxConnections, 10000)
     t.equal(resolved.maxChannels, 32)
+    t.equal(resolved.client, false)
     t.equal(resolved.serialize, JSON.stringify)
     t.equal(resolved.authorize, undefined)
     t.equal(typeof resolved.source, 'function', 'a default source function')
@@ -47,7 +48,8 @@ t.test('the defaults', async (t) => {
     history: 1000,
     maxBufferedBytes: 1048576,
     maxConnections: 10000,
-    maxChannels: 32
+    maxChannels: 32,
+    client: false
   })
   t.ok(Object.isFrozen(defaults), 'the exported defaults cannot be changed')
 })
@@ -63,6 +65,7 @@ t.test('undefined values fall back to the defaults', async (t) => {
     maxBufferedBytes: undefined,
     maxConnections: undefined,
     maxChannels: undefined,
+    client: undefined,
     serialize: undefined,
     authorize: undefined
   })
@@ -85,6 +88,7 @@ t.test('given values are kept, including 0 where 0 is allowed', async (t) => {
     maxBufferedBytes: 1,
     maxConnections: 1,
     maxChannels: 1,
+    client: true,
     serialize,
     authorize
   })
@@ -98,6 +102,7 @@ t.test('given values are kept, including 0 where 0 is allowed', async (t) => {
     maxBufferedBytes: 1,
     maxConnections: 1,
     maxChannels: 1,
+    client: true,
     serialize,
     authorize
   })
@@ -180,7 +185,7 @@ t.test('null is rejected like any other bad value', async (t) => {
   for (const name of ['source', 'serialize']) {
     t.throws(() => resolveOptions({ [name]: null }), { code: 'FST_PUSH_STREAM_INVALID_OPTION' }, `${name} = null`)
   }
-  for (const name of ['path', 'interval', 'heartbeat', 'retry', 'history', 'maxBufferedBytes', 'maxConnections', 'maxChannels', 'authorize']) {
+  for (const name of ['path', 'interval', 'heartbeat', 'retry', 'history', 'maxBufferedBytes', 'maxConnections', 'maxChannels', 'client', 'authorize']) {
     t.throws(() => resolveOptions({ [name]: null }), { code: 'FST_PUSH_STREAM_INVALID_OPTION' }, `${name} = null`)
   }
 })

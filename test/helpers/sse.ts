@@ -141,3 +141,36 @@ export async function request (url: string, options: http.RequestOptions = {}): 
   for await (const chunk of res) body += chunk
   return { status: res.statusCode ?? 0, headers: res.headers, body }
 }
+
+/**
+ * An app whose `authorize` waits for close to begin: its decision (allow)
+ * comes from a preClose hook that runs after the plugin's own, and that hook
+ * then waits for the client given to `hold` to end.
+ */
+export async function startAppClosingDuringAuthorize (options: PushStreamOptions = {}): Promise<{
+  app: FastifyInstance
+  url: string
+  authorizing: Promise<void>
+  hold: (client: StreamClient) => void
+}> {
+  let allow = (): void => {}
+  let asked = (): void => {}
+  const authorizing = new Promise<void>((resolve) => { asked = resolve })
+  const held: { client?: StreamClient } = {}
+  const app = Fastify()
+  await app.register(pushStream, {
+    interval: 0,
+    ...options,
+    authorize: () => new Promise<boolean>((resolve) => {
+      allow = () => resolve(true)
+      asked()
+    })
+  })
+  app.addHook('preClose', async () => {
+    allow()
+    await held.client?.ended
+  })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const address = app.server.address() as { port: number }
+  return { app, url: `http://127.0.0.1:${address.port}`, authorizing, hold: (client) => { held.client = client } }
+}
