@@ -27,7 +27,7 @@ const STREAM_HEADERS: OutgoingHttpHeaders = {
 
 /** The channels a request asks for (`?channel=a&channel=b`), validated; the default channel when none. */
 export function requestedChannels (query: unknown, maxChannels: number): Set<string> {
-  const raw = (query as Record<string, unknown> | undefined)?.channel
+  const raw = (query as Record<string, unknown>).channel
   const names = raw === undefined ? [DEFAULT_CHANNEL] : Array.isArray(raw) ? raw : [raw]
   if (names.length > maxChannels) throw new FST_PUSH_STREAM_TOO_MANY_CHANNELS(names.length, maxChannels)
   for (const name of names) assertChannel(name)
