@@ -51,10 +51,25 @@ const BROWSER_ARGS = [
   '--disable-sync'
 ]
 
+/** Debian's Chromium, or the build named by CHROMIUM_PATH; never a downloaded browser. */
+export const CHROMIUM_PATH = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
+
+/**
+ * Why the browser tests cannot run on this machine, or undefined when they
+ * can. With BROWSER_REQUIRED=1 (set by .ci/run) a missing browser fails the
+ * run instead, so CI can never skip them silently.
+ */
+export function browserMissing (): string | undefined {
+  if (existsSync(CHROMIUM_PATH)) return undefined
+  const why = `Chromium not found at ${CHROMIUM_PATH}: apt-get install -y chromium, or set CHROMIUM_PATH`
+  if (process.env.BROWSER_REQUIRED === '1') throw new Error(why)
+  return why
+}
+
 /** Launches the system chromium; closed in teardown. */
 export async function launchBrowser (t: Teardown): Promise<Browser> {
   if (!existsSync(CLIENT_FILE)) throw new Error('dist/client/index.js is missing: run `npx tsc -p tsconfig.client.json` first')
-  const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: BROWSER_ARGS })
+  const browser = await chromium.launch({ executablePath: CHROMIUM_PATH, args: BROWSER_ARGS })
   t.teardown(() => browser.close())
   return browser
 }
