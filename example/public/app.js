@@ -1,114 +1,332 @@
-/* global EventSource */
+/* global location */
+// The demo page: one stream through the package's browser client (shared by
+// the tabs of this origin), a state that is always the client's own, the
+// messages with their ids, counters, channels, pause and a form to publish.
 const MAX_MESSAGES = 200
+// Posted messages are `chat` events; an EventSource reports only the names it is asked for.
+const CHAT_EVENT = 'chat'
 
-const STATE_TEXT = {
+const LABELS = {
   connecting: 'Connecting…',
   open: 'Connected',
-  reconnecting: 'Reconnecting…',
-  closed: 'Disconnected'
+  reconnecting: 'Reconnecting',
+  paused: 'Paused by you',
+  stopped: 'Stopped by the server',
+  closed: 'Closed'
 }
 
-const stateEl = document.getElementById('state')
-const lastIdEl = document.getElementById('last-id')
-const resetsEl = document.getElementById('resets')
-const toggleEl = document.getElementById('toggle')
-const listEl = document.getElementById('messages')
+const $ = (id) => document.getElementById(id)
+const stateEl = $('state')
+const stateText = $('state-text')
+const countdownEl = $('countdown')
+const roleEl = $('role')
+const toggleEl = $('toggle')
+const clearEl = $('clear')
+const channelsEl = $('channels')
+const channelsHint = $('channels-hint')
+const lastIdEl = $('last-id')
+const receivedEl = $('received')
+const replayedEl = $('replayed')
+const resetsEl = $('resets')
+const noticeEl = $('notice')
+const listEl = $('messages')
+const formEl = $('publish')
+const textEl = $('text')
+const postChannelEl = $('post-channel')
+const publishStatus = $('publish-status')
 
-let source = null
-let lastEventId = ''
+// The server: this page's origin, unless the page names another one (which must allow it by CORS).
+const configured = document.querySelector('meta[name="push-stream-server"]')?.content.trim()
+const server = new URL(configured || location.origin, location.href)
+const clientUrl = new URL('/events/client.js', server).href
+
+let handle = null
+// Bumped for every new connection: callbacks of a replaced one are ignored.
+let generation = 0
+// The channels the current connection subscribed to.
+let channels = []
+// The last event id this page knows; a new connection resumes from it.
+let knownId
+// The id the current connection asked to resume from; undefined for a fresh start.
+let resumingFrom
+// When (page clock) the current connection opened, and the attempt shown while reconnecting.
+let openedAt = 0
+let attempt = 0
+let countdownTimer
+let received = 0
+let replayed = 0
 let resets = 0
 
-function setState (state, text = STATE_TEXT[state]) {
+function selectedChannels () {
+  return [...channelsEl.querySelectorAll('input:checked')].map((input) => input.value)
+}
+
+function sameSet (a, b) {
+  return a.length === b.length && a.every((name) => b.includes(name))
+}
+
+function showLastId () {
+  lastIdEl.textContent = knownId ?? 'none yet'
+}
+
+function stopCountdown () {
+  clearInterval(countdownTimer)
+  countdownTimer = undefined
+  countdownEl.textContent = ''
+}
+
+function startCountdown (delay) {
+  stopCountdown()
+  const deadline = Date.now() + delay
+  const tick = () => {
+    const left = deadline - Date.now()
+    countdownEl.textContent = left > 0 ? `next try in ${(left / 1000).toFixed(1)} s` : 'trying now'
+    if (left <= 0) stopCountdown()
+  }
+  tick()
+  countdownTimer = setInterval(tick, 100)
+}
+
+function describeRole (change) {
+  // Present only with shareAcrossTabs, which this page always asks for.
+  if (change.leader === undefined) return ''
+  switch (change.state) {
+    case 'open':
+    case 'reconnecting':
+      return change.leader
+        ? 'This tab holds the connection; other tabs of this page follow it.'
+        : 'This tab follows the connection of another tab.'
+    case 'connecting':
+      return change.leader ? 'This tab opens the connection.' : ''
+    case 'paused':
+      return 'This tab receives nothing until you resume.'
+    default:
+      return ''
+  }
+}
+
+function showState (change) {
+  const { state } = change
+  knownId = handle?.lastEventId ?? knownId
+  if (state === 'connecting') resumingFrom = knownId
+  if (state === 'open') {
+    openedAt = Date.now()
+    attempt = 0
+  }
+  if (state === 'reconnecting') attempt = change.attempt ?? attempt + 1
+
+  let text = LABELS[state] ?? state
+  if (state === 'reconnecting') text = `Reconnecting (attempt ${attempt})`
+  if (state === 'connecting' && attempt > 0) text = `Connecting (attempt ${attempt})…`
   stateEl.dataset.state = state
-  stateEl.textContent = text
+  stateEl.dataset.leader = String(change.leader === true)
+  stateText.textContent = text
+  if (state === 'reconnecting' && change.delay !== undefined) startCountdown(change.delay)
+  else stopCountdown()
+  roleEl.textContent = describeRole(change)
+
+  toggleEl.textContent = state === 'paused' ? 'Resume' : state === 'stopped' || state === 'closed' ? 'Reconnect' : 'Pause'
+  showLastId()
 }
 
-function rememberId (id) {
-  if (id === '') return
-  lastEventId = id
-  lastIdEl.textContent = id
+/**
+ * Replayed: an event that arrives on a connection that resumed from a known id
+ * and was published (the `time` the server put in its data) before that
+ * connection opened (this page's clock). Those are the events the server sent
+ * again from its history; live ones are published after the opening.
+ * It assumes the page's clock and the server's agree (the same machine, or
+ * both NTP-synced): an event published within the clock difference of the
+ * reopening may be put on the wrong side.
+ */
+function isReplay (data) {
+  if (resumingFrom === undefined) return false
+  const published = Date.parse(data?.time)
+  return Number.isFinite(published) && published < openedAt
 }
 
-function setPaused (paused) {
-  toggleEl.textContent = paused ? 'Resume' : 'Pause'
-  toggleEl.setAttribute('aria-pressed', String(paused))
+function tag (className, text) {
+  const span = document.createElement('span')
+  span.className = className
+  span.textContent = text
+  return span
 }
 
-function parse (text) {
-  try {
-    const value = JSON.parse(text)
-    if (value !== null && typeof value === 'object') return value
-  } catch {}
-  // Not the demo's JSON: show the raw text.
-  return { text }
+function visible (item) {
+  const channel = item.dataset.channel
+  return channel === '' || selectedChannels().includes(channel)
 }
 
-function render (event) {
-  const message = parse(event.data)
+/** Keeps the last MAX_MESSAGES messages; a gap marker left below the oldest one then marks nothing and goes too. */
+function trim () {
+  const items = listEl.querySelectorAll('li[data-id]')
+  if (items.length <= MAX_MESSAGES) return
+  for (let i = MAX_MESSAGES; i < items.length; i++) items[i].remove()
+  while (listEl.lastElementChild?.dataset.id === undefined && listEl.lastElementChild !== null) listEl.lastElementChild.remove()
+}
+
+function render (message, replay) {
+  const data = message.data !== null && typeof message.data === 'object' ? message.data : { text: message.raw }
   const item = document.createElement('li')
-  item.dataset.id = event.lastEventId
+  item.dataset.id = message.id
+  item.dataset.event = message.event
+  item.dataset.channel = typeof data.channel === 'string' ? data.channel : ''
+  if (replay) item.dataset.replayed = 'true'
+  item.hidden = !visible(item)
 
   const text = document.createElement('p')
   text.className = 'text'
-  text.textContent = String(message.text ?? event.data)
+  text.textContent = String(data.text ?? message.raw)
 
   const meta = document.createElement('p')
   meta.className = 'meta'
   const id = document.createElement('code')
-  id.textContent = event.lastEventId
-  meta.append('event ', id)
-  const date = message.time === undefined ? null : new Date(message.time)
-  if (date !== null && !Number.isNaN(date.getTime())) {
+  id.textContent = message.id
+  meta.append(id, ' ', tag('tag', message.event))
+  if (item.dataset.channel !== '') meta.append(' ', tag('tag channel', item.dataset.channel))
+  const date = new Date(data.time)
+  if (!Number.isNaN(date.getTime())) {
     const time = document.createElement('time')
     time.dateTime = date.toISOString()
     time.textContent = date.toLocaleTimeString()
-    meta.append(' at ', time)
+    meta.append(' ', time)
   }
+  if (replay) meta.append(' ', tag('tag replayed', 'replayed'))
 
   item.append(text, meta)
   listEl.prepend(item)
-  while (listEl.children.length > MAX_MESSAGES) listEl.lastElementChild.remove()
+  trim()
 }
 
-function connect () {
-  // The query carries the id across a pause; the browser's own reconnects send Last-Event-ID instead.
-  const url = lastEventId === '' ? '/events' : `/events?lastEventId=${encodeURIComponent(lastEventId)}`
-  const es = new EventSource(url)
-  source = es
-  setState('connecting')
-  setPaused(false)
+function onMessage (message) {
+  const replay = isReplay(message.data)
+  knownId = message.id
+  received++
+  if (replay) replayed++
+  receivedEl.textContent = String(received)
+  replayedEl.textContent = String(replayed)
+  showLastId()
+  render(message, replay)
+}
 
-  es.addEventListener('open', () => setState('open'))
-  es.addEventListener('error', () => {
-    if (es.readyState === EventSource.CONNECTING) {
-      setState('reconnecting')
-    } else if (es.readyState === EventSource.CLOSED) {
-      // The browser gave up (an error status, for one): the button tries again.
-      source = null
-      setState('closed')
-      setPaused(true)
+function onReset (message) {
+  knownId = message.id
+  resets++
+  resetsEl.textContent = String(resets)
+  showLastId()
+  const now = new Date().toLocaleTimeString()
+  noticeEl.textContent = `You may have missed messages (${now}): the server no longer held every event after this page's last one, so it carried on from now.`
+  noticeEl.hidden = false
+  // Where the gap is, in the list itself.
+  const item = document.createElement('li')
+  item.className = 'gap'
+  item.textContent = 'Messages may be missing here'
+  listEl.prepend(item)
+}
+
+/** Opens a connection on the picked channels, resuming from the last known id; the previous one is closed. */
+function start (connect) {
+  const mine = ++generation
+  const from = handle?.lastEventId ?? knownId
+  // Closed after the generation moved on: its `closed` state is not shown.
+  handle?.close()
+  handle = null
+  knownId = from
+  channels = selectedChannels()
+  handle = connect(new URL('/events', server).href, {
+    channels,
+    lastEventId: from,
+    shareAcrossTabs: true,
+    events: [CHAT_EVENT],
+    onState: (change) => { if (mine === generation) showState(change) },
+    onMessage: (message) => { if (mine === generation) onMessage(message) },
+    onReset: (message) => { if (mine === generation) onReset(message) }
+  })
+}
+
+function wireStream (connect) {
+  toggleEl.addEventListener('click', () => {
+    const state = handle?.state
+    if (state === 'paused') {
+      channelsHint.textContent = ''
+      if (sameSet(channels, selectedChannels())) handle.resume()
+      else start(connect)
+    } else if (state === 'stopped' || state === 'closed') {
+      start(connect)
+    } else {
+      handle?.pause()
     }
   })
-  es.addEventListener('message', (event) => {
-    rememberId(event.lastEventId)
-    render(event)
+
+  channelsEl.addEventListener('change', (event) => {
+    const picked = selectedChannels()
+    if (picked.length === 0) {
+      event.target.checked = true
+      channelsHint.textContent = 'Keep at least one channel.'
+      return
+    }
+    for (const item of listEl.querySelectorAll('li[data-id]')) item.hidden = !visible(item)
+    if (handle?.state === 'paused') {
+      channelsHint.textContent = 'The new channels apply when you resume.'
+      return
+    }
+    channelsHint.textContent = ''
+    if (!sameSet(picked, channels)) start(connect)
   })
-  es.addEventListener('reset', (event) => {
-    resets++
-    resetsEl.textContent = String(resets)
-    rememberId(event.lastEventId)
-  })
+
+  start(connect)
 }
 
-toggleEl.addEventListener('click', () => {
-  if (source === null) {
-    connect()
-    return
-  }
-  source.close()
-  source = null
-  setState('closed', 'Paused')
-  setPaused(true)
+clearEl.addEventListener('click', () => {
+  listEl.replaceChildren()
+  noticeEl.hidden = true
 })
 
-connect()
+textEl.addEventListener('input', () => textEl.removeAttribute('aria-invalid'))
+
+formEl.addEventListener('submit', async (event) => {
+  event.preventDefault()
+  const submit = formEl.querySelector('button[type="submit"]')
+  const channel = postChannelEl.value
+  submit.disabled = true
+  publishStatus.dataset.kind = ''
+  publishStatus.textContent = 'Sending…'
+  try {
+    const response = await fetch(new URL('/messages', server), {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ text: textEl.value, channel })
+    })
+    const body = await response.json().catch(() => ({}))
+    if (response.ok) {
+      const unseen = selectedChannels().includes(channel) ? '' : ` (not shown here: this page is not on ${channel})`
+      publishStatus.textContent = `Sent as event ${body.id} on ${body.channel}${unseen}.`
+      publishStatus.dataset.kind = 'ok'
+      textEl.value = ''
+    } else {
+      publishStatus.textContent = typeof body.message === 'string' ? body.message : `The server answered ${response.status}.`
+      publishStatus.dataset.kind = 'error'
+      textEl.setAttribute('aria-invalid', 'true')
+    }
+  } catch {
+    publishStatus.textContent = 'Could not reach the server.'
+    publishStatus.dataset.kind = 'error'
+  } finally {
+    submit.disabled = false
+    textEl.focus()
+  }
+})
+
+// Imported here rather than by a static `import`, so that the server may be
+// another origin and a client that cannot load is reported on the page.
+let client
+try {
+  client = await import(clientUrl)
+} catch (error) {
+  // Without the client there is no stream: say so rather than "Connecting…" forever.
+  stateEl.dataset.state = 'stopped'
+  stateText.textContent = `Could not load the client from ${clientUrl}`
+  toggleEl.textContent = 'Reload the page'
+  toggleEl.addEventListener('click', () => location.reload())
+  console.error(error)
+}
+if (client !== undefined) wireStream(client.connect)
