@@ -221,6 +221,11 @@ async function main (): Promise<void> {
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.once(signal, () => {
       app.log.info({ signal }, 'closing')
+      // On Node 24, Fastify's HTTP/2-over-TLS server can wait on a session a client already closed: do not wait forever.
+      setTimeout(() => {
+        app.log.warn('close is taking more than 3 s: exiting anyway')
+        process.exit()
+      }, 3000).unref()
       // Closing ends the open streams first, so the process can exit on its own.
       app.close().catch((err: unknown) => {
         app.log.error({ err }, 'close failed')
