@@ -88,10 +88,14 @@ export interface StreamHandle {
   resume(): void
 }
 
+// Between tabs: a message or reset (m, r), a state (s), "who leads?" (q),
+// a request to catch up after an id (c) and its answer for one tab (b; null: cannot).
 type Relay =
   | { t: 'm' | 'r', m: StreamMessage }
   | { t: 's', c: StateChange, i: string | undefined }
   | { t: 'q' }
+  | { t: 'c', i: string, k: string }
+  | { t: 'b', k: string, m: StreamMessage[] | null }
 
 type Handler = (data: unknown, message: StreamMessage) => void
 
@@ -160,6 +164,9 @@ export function connect<Events extends object = Record<string, unknown>> (url: s
   let attempt = 0
   let base = options.retry ?? 3000
   const seen = new Set<string>()
+  // The last messages delivered, so a leader can catch up a tab that paused or reloaded.
+  const recent: StreamMessage[] = []
+  const tabKey = Math.random().toString(36).slice(2)
   // Shared mode: the tab's channel, the hold on the lock, and the way to withdraw a pending request.
   let bus: BroadcastChannel | undefined
   let release: (() => void) | undefined
@@ -198,6 +205,8 @@ export function connect<Events extends object = Record<string, unknown>> (url: s
       if (seen.has(message.id)) return
       seen.add(message.id)
       if (seen.size > SEEN_MAX) seen.delete(seen.values().next().value as string)
+      recent.push(message)
+      if (recent.length > SEEN_MAX) recent.shift()
     }
     track(message.id)
     relay({ t: kind, m: message })
@@ -275,12 +284,22 @@ export function connect<Events extends object = Record<string, unknown>> (url: s
     setState('connecting')
   }
 
+  /** The messages after `id` this tab delivered, or null when it cannot tell (the id is not among them). */
+  function since (id: string): StreamMessage[] | null {
+    if (id === lastEventId) return []
+    const at = recent.findIndex((message) => message.id === id)
+    return at < 0 ? null : recent.slice(at + 1)
+  }
+
   function receive (data: Relay): void {
     if (data.t === 's') {
       track(data.i)
       setState(data.c.state, data.c.attempt, data.c.delay)
-    } else if (data.t !== 'q') {
+    } else if (data.t === 'm' || data.t === 'r') {
       deliver(data.t, data.m)
+    } else if (data.t === 'b' && data.k === tabKey) {
+      if (data.m !== null) for (const message of data.m) deliver('m', message)
+      else deliver('r', { id: '', event: RESET_EVENT, data: { reason: 'unknown-last-event-id' }, raw: '{"reason":"unknown-last-event-id"}' })
     }
   }
 
@@ -288,8 +307,10 @@ export function connect<Events extends object = Record<string, unknown>> (url: s
     leader = false
     const channel = bus = new BroadcastChannel(lockName)
     channel.onmessage = (event: MessageEvent<Relay>) => {
-      if (!leader) receive(event.data)
-      else if (event.data.t === 'q') relay({ t: 's', c: current, i: lastEventId })
+      const data = event.data
+      if (!leader) receive(data)
+      else if (data.t === 'q') relay({ t: 's', c: current, i: lastEventId })
+      else if (data.t === 'c') relay({ t: 'b', k: data.k, m: since(data.i) })
     }
     const controller = abort = new AbortController()
     navigator.locks.request(lockName, { signal: controller.signal }, async () => {
@@ -302,6 +323,8 @@ export function connect<Events extends object = Record<string, unknown>> (url: s
       await new Promise<void>((resolve) => { release = resolve })
     }).catch(() => {})
     channel.postMessage({ t: 'q' } satisfies Relay)
+    // A tab back from a pause or a reload asks the leader for what it missed meanwhile.
+    if (lastEventId !== undefined) channel.postMessage({ t: 'c', i: lastEventId, k: tabKey } satisfies Relay)
     setState('connecting')
   }
 

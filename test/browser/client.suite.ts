@@ -293,6 +293,11 @@ t.test('shareAcrossTabs: one connection for five tabs; when the leader goes, ano
   t.equal(app.pushStream.stats().connections, 1)
   t.same(messageIds(await logOf(quiet, 'tab')), ids.slice(0, 7), 'the paused tab got nothing more')
   t.equal((await handle(quiet, 'tab')).state, 'paused')
+  // Back from its pause, the follower is caught up by the leader: nothing lost, nothing twice.
+  await invoke(quiet, 'tab', 'resume')
+  await waitForLog(quiet, 'event 8 after resume', haveIds, ids)
+  t.same(messageIds(await logOf(quiet, 'tab')), ids, 'the resumed follower got what was published during its pause, once')
+  t.equal(app.pushStream.stats().connections, 1, 'still one connection')
 })
 
 t.test('shareAcrossTabs without Web Locks: each tab connects on its own', async (t) => {
