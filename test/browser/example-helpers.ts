@@ -1,11 +1,10 @@
 import { mkdir } from 'node:fs/promises'
-import type { Socket } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import type { FastifyInstance } from 'fastify'
 import type { Browser, Page } from 'playwright-core'
 import { build, type BuildOptions } from '../../example/server.js'
 import { openStream, type StreamClient } from '../helpers/sse.js'
-import type { Teardown } from './helpers.js'
+import { unreachableSwitch, type Teardown } from './helpers.js'
 
 /** Where the test run writes its screenshots (git-ignored). */
 export const SCREENSHOTS = fileURLToPath(new URL('../../.screenshots/', import.meta.url))
@@ -26,33 +25,16 @@ export interface ExampleServer {
 /** Builds the example with `options` and listens on a free port; closed in teardown. */
 export async function startExample (t: Teardown, options: BuildOptions = {}): Promise<ExampleServer> {
   const app = await build({ logger: false, ...options })
-  const sockets = new Set<Socket>()
   // Client-side ports of the observers' sockets: setDown leaves them alone.
   const kept = new Set<number>()
-  let down = false
-  app.server.on('connection', (socket: Socket) => {
-    if (down) {
-      socket.destroy()
-      return
-    }
-    sockets.add(socket)
-    socket.once('close', () => sockets.delete(socket))
-  })
-  // Sockets first: a stream holding its socket would keep close() waiting until the plugin ends it.
-  t.teardown(async () => {
-    for (const socket of sockets) socket.destroy()
-    await app.close()
-  })
+  const setDown = unreachableSwitch(t, app, (socket) => kept.has(socket.remotePort as number))
   await app.listen({ port: 0, host: '127.0.0.1' })
   const { port } = app.server.address() as { port: number }
   const origin = `http://127.0.0.1:${port}`
   return {
     app,
     origin,
-    setDown (value) {
-      down = value
-      if (value) for (const socket of sockets) if (!kept.has(socket.remotePort as number)) socket.destroy()
-    },
+    setDown,
     async observe (channels) {
       const query = channels.map((name) => `channel=${encodeURIComponent(name)}`).join('&')
       const client = await openStream(`${origin}/events?${query}`)

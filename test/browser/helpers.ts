@@ -86,6 +86,30 @@ export async function startServer (
 ): Promise<TestServer> {
   const app = Fastify()
   const requests: string[] = []
+  const setDown = unreachableSwitch(t, app)
+  app.addHook('onRequest', async (request) => { requests.push(request.url) })
+  const page = await readFile(PAGE_FILE, 'utf8')
+  app.get('/', async (_request, reply) => reply.type('text/html; charset=utf-8').send(page))
+  if (configure !== undefined) await configure(app)
+  await app.register(pushStream, { interval: 0, client: true, ...options })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const address = app.server.address()
+  if (address === null || typeof address === 'string') throw new Error('no port')
+  return {
+    app,
+    origin: `http://127.0.0.1:${address.port}`,
+    requests,
+    setDown
+  }
+}
+
+/**
+ * Makes `app` unreachable on demand, as a crashed or cut-off server is: while
+ * down, its sockets (but those `keep` spares) are destroyed and new ones as
+ * they arrive. Closes the app in teardown, its sockets first: a stream
+ * holding its socket would keep close() waiting until the plugin ends it.
+ */
+export function unreachableSwitch (t: Teardown, app: FastifyInstance, keep: (socket: Socket) => boolean = () => false): (down: boolean) => void {
   const sockets = new Set<Socket>()
   let down = false
   app.server.on('connection', (socket: Socket) => {
@@ -96,27 +120,13 @@ export async function startServer (
     sockets.add(socket)
     socket.once('close', () => sockets.delete(socket))
   })
-  app.addHook('onRequest', async (request) => { requests.push(request.url) })
-  const page = await readFile(PAGE_FILE, 'utf8')
-  app.get('/', async (_request, reply) => reply.type('text/html; charset=utf-8').send(page))
-  if (configure !== undefined) await configure(app)
-  await app.register(pushStream, { interval: 0, client: true, ...options })
-  // Sockets first: a stream holding its socket would keep close() waiting until the plugin ends it.
   t.teardown(async () => {
     for (const socket of sockets) socket.destroy()
     await app.close()
   })
-  await app.listen({ port: 0, host: '127.0.0.1' })
-  const address = app.server.address()
-  if (address === null || typeof address === 'string') throw new Error('no port')
-  return {
-    app,
-    origin: `http://127.0.0.1:${address.port}`,
-    requests,
-    setDown (value) {
-      down = value
-      if (value) for (const socket of sockets) socket.destroy()
-    }
+  return (value) => {
+    down = value
+    if (value) for (const socket of sockets) if (!keep(socket)) socket.destroy()
   }
 }
 
