@@ -100,6 +100,20 @@ export const FST_PUSH_STREAM_SHUTTING_DOWN = createError(
   503
 )
 
+/** More streams from one client address than `maxConnectionsPerIp`: the request is answered 503 with Retry-After. */
+export const FST_PUSH_STREAM_TOO_MANY_CONNECTIONS_PER_IP = createError(
+  'FST_PUSH_STREAM_TOO_MANY_CONNECTIONS_PER_IP',
+  'Too many open streams from this address (maxConnectionsPerIp is %s)',
+  503
+)
+
+/** The adapter's engine (Redis) cannot be reached: the event was not published. */
+export const FST_PUSH_STREAM_ADAPTER_UNAVAILABLE = createError(
+  'FST_PUSH_STREAM_ADAPTER_UNAVAILABLE',
+  'The event was not published: %s',
+  503
+)
+
 /** `client: true` was given but the built browser client was not found (the package was not built). */
 export const FST_PUSH_STREAM_CLIENT_MISSING = createError(
   'FST_PUSH_STREAM_CLIENT_MISSING',

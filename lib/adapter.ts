@@ -1,0 +1,73 @@
+/**
+ * The engine that carries events between instances of an app. Without one
+ * (the default), events live in this process only: ids come from a local
+ * clock and replay comes from the in-memory history. With one, every
+ * instance appends to a shared log and tails it, so a client may connect to
+ * any instance, and reconnect to another, and miss nothing.
+ *
+ * An adapter is one object with the five methods below; `lib/redis.ts` is
+ * the one this package ships. Another engine (NATS JetStream, Kafka…) fits
+ * the same shape.
+ */
+
+/** An event as the shared log holds it: the id the log gave it and what the plugin needs to encode it. */
+export interface AdapterEvent {
+  /** The log's id for the event, in the form `<ms>-<seq>`, increasing in log order. */
+  id: string
+  channel: string
+  /** The SSE event name, or undefined for the client's `message` event. */
+  event: string | undefined
+  /** The `data:` text, already serialized. */
+  data: string
+}
+
+/** What the plugin asks an adapter to append. */
+export type AdapterMessage = Omit<AdapterEvent, 'id'>
+
+/** The logger an adapter reports through (Fastify's). */
+export interface AdapterLogger {
+  info: (obj: object, msg: string) => void
+  warn: (obj: object, msg: string) => void
+  error: (obj: object, msg: string) => void
+}
+
+/** What the plugin gives an adapter when it starts it. */
+export interface AdapterContext {
+  /**
+   * Hands events read from the log to this instance's subscribers. Called
+   * with each event exactly once, in log order, including the ones this
+   * instance published itself.
+   */
+  deliver: (events: readonly AdapterEvent[]) => void
+  log: AdapterLogger
+}
+
+/** The interface a cross-instance engine implements. */
+export interface PushStreamAdapter {
+  /**
+   * Connects and starts tailing the log after its current end. Resolves with
+   * the id of the newest event already in the log (`'0-0'` when it is empty):
+   * a fresh client is told that id as its starting point.
+   */
+  start: (context: AdapterContext) => Promise<string>
+  /**
+   * Appends one event to the log and resolves with its id once it is stored.
+   * The event reaches subscribers (on every instance, this one included)
+   * through `deliver`, not through this call. Rejects with
+   * `FST_PUSH_STREAM_ADAPTER_UNAVAILABLE` when the engine cannot be reached.
+   */
+  publish: (message: AdapterMessage) => Promise<string>
+  /**
+   * The events after `lastId` up to and including `until`, oldest first, on
+   * `channels` only; `null` when `lastId` is not an id the log can answer
+   * for (never issued, or already trimmed), so the client gets a `reset`.
+   */
+  replay: (lastId: string, until: string, channels: ReadonlySet<string>) => Promise<AdapterEvent[] | null>
+  /**
+   * Takes or renews the lease called `name` for `ttlMs` milliseconds. True
+   * while this instance holds it; only the holder runs the generator.
+   */
+  lease: (name: string, ttlMs: number) => Promise<boolean>
+  /** Gives up held leases and closes the connections the adapter itself opened. */
+  close: () => Promise<void>
+}
