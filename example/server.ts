@@ -39,6 +39,10 @@ export interface BuildOptions {
   cors?: string
   /** Serve over HTTP/2 with TLS (HTTP/1.1 over TLS still answered). */
   http2?: { key: string | Buffer, cert: string | Buffer }
+  /** Share events with every other instance started with the same Redis (`redis://host:port`). Default: this process only. */
+  redisUrl?: string
+  /** The Redis stream the instances share. Default `'push-stream:demo'`. */
+  redisKey?: string
 }
 
 const TEXTS = [
@@ -57,8 +61,8 @@ export function demoMessage (text: string, channel: DemoChannel = 'default'): De
 }
 
 /** Publishes `text` on `channel` as the form does: a `chat` event. */
-export function publishChat (api: PushStreamApi, text: string, channel: DemoChannel = 'default'): PublishedEvent<DemoMessage> {
-  return api.publish(demoMessage(text, channel), { event: CHAT_EVENT, channel })
+export async function publishChat (api: PushStreamApi, text: string, channel: DemoChannel = 'default'): Promise<PublishedEvent<DemoMessage>> {
+  return await api.publish(demoMessage(text, channel), { event: CHAT_EVENT, channel })
 }
 
 /**
@@ -146,7 +150,13 @@ export async function build (options: BuildOptions = {}): Promise<FastifyInstanc
     prefix: '/'
   })
 
+  // Loaded only when asked for: a demo without Redis never needs ioredis.
+  const adapter = options.redisUrl === undefined
+    ? undefined
+    : (await import('../lib/redis.js')).redisAdapter({ url: options.redisUrl }, { key: options.redisKey ?? 'push-stream:demo' })
+
   await app.register(pushStream, {
+    adapter,
     interval: options.interval ?? 3000,
     source: rotatingMessages(),
     heartbeat: 15000,
@@ -162,7 +172,7 @@ export async function build (options: BuildOptions = {}): Promise<FastifyInstanc
     schemaErrorFormatter: (errors) => new Error(describeInvalidMessage(errors as SchemaError[]))
   }, async (request, reply) => {
     const { text, channel } = request.body as { text: string, channel?: DemoChannel }
-    const published = publishChat(app.pushStream, text, channel)
+    const published = await publishChat(app.pushStream, text, channel)
     reply.code(201)
     return { id: published.id, event: published.event, channel: published.channel, data: published.data }
   })
@@ -215,7 +225,8 @@ async function main (): Promise<void> {
   const app = await build({
     logger: true,
     cors: process.env.DEMO_CORS_ORIGIN || undefined,
-    http2: tls
+    http2: tls,
+    redisUrl: process.env.REDIS_URL || undefined
   })
 
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
@@ -245,6 +256,7 @@ async function main (): Promise<void> {
     await app.close()
     throw error
   }
+  if (process.env.REDIS_URL) app.log.info('Redis: every instance started with this REDIS_URL shares the same events; start another with PORT=3001')
   if (process.env.DEMO_CORS_ORIGIN) app.log.info(`CORS: pages from ${process.env.DEMO_CORS_ORIGIN} may use this server`)
   if (tls !== undefined) {
     app.log.info('HTTP/2: the streams of all tabs now share one connection, free of the six-connections-per-host limit of HTTP/1.1')

@@ -4,8 +4,11 @@ import type { Http2ServerResponse } from 'node:http2'
 /** The raw response a stream writes to, over HTTP/1.1 or HTTP/2. */
 export type RawResponse = ServerResponse | Http2ServerResponse
 
+/** What a connection reads of the stream under its response. */
+interface Transport { readonly writableLength: number, readonly destroyed: boolean }
+
 /** The stream under a response: the response itself over HTTP/1.1, its `Http2Stream` over HTTP/2. */
-function transportOf (res: RawResponse): { readonly writableLength: number, readonly destroyed: boolean } {
+function transportOf (res: RawResponse): Transport {
   return 'stream' in res ? res.stream : res
 }
 
@@ -24,7 +27,10 @@ export type CloseReason = 'client' | 'slow' | 'server'
  */
 export class Connection {
   readonly channels: ReadonlySet<string>
+  /** The client's address (`request.ip`), counted against `maxConnectionsPerIp`. */
+  readonly address: string
   readonly #res: RawResponse
+  readonly #transport: Transport
   readonly #maxBufferedBytes: number
   readonly #onClose: (connection: Connection, reason: CloseReason) => void
   #closed = false
@@ -37,9 +43,12 @@ export class Connection {
     res: RawResponse,
     channels: ReadonlySet<string>,
     maxBufferedBytes: number,
-    onClose: (connection: Connection, reason: CloseReason) => void
+    onClose: (connection: Connection, reason: CloseReason) => void,
+    address = ''
   ) {
+    this.address = address
     this.#res = res
+    this.#transport = transportOf(res)
     this.channels = channels
     this.#maxBufferedBytes = maxBufferedBytes
     this.#limit = maxBufferedBytes
@@ -51,36 +60,53 @@ export class Connection {
   /** Sends the status line and headers. */
   open (headers: OutgoingHttpHeaders): void {
     const res = this.#res
-    // An HTTP/1.1 socket that carried a stream is not reused: kept alive, it would hold up server.close().
-    if (!('stream' in res)) res.shouldKeepAlive = false
+    if (!('stream' in res)) {
+      // An HTTP/1.1 socket that carried a stream is not reused: kept alive, it would hold up server.close().
+      res.shouldKeepAlive = false
+      // The stream ends when the connection does, so its body needs no chunk framing: each
+      // write goes to the socket as it is, one buffer instead of a size line, the data and a CRLF.
+      res.useChunkedEncodingByDefault = false
+    }
     res.writeHead(200, headers)
+  }
+
+  /** True once the connection has ended, whichever way. */
+  get closed (): boolean {
+    return this.#closed
   }
 
   /** Bytes written but not yet taken by the client's socket. */
   get bufferedBytes (): number {
-    return transportOf(this.#res).writableLength
+    return this.#transport.writableLength
   }
 
   /**
-   * Writes one frame. A client that has fallen more than `maxBufferedBytes`
-   * behind is disconnected instead of being queued for without bound.
+   * Writes one frame, unless the client is so far behind that it would then
+   * hold more than `maxBufferedBytes`: it is disconnected instead of being
+   * queued for without bound. (A client with nothing waiting always gets the
+   * frame, however large.)
    */
   write (frame: Buffer): void {
+    if (this.#closed) return
     this.wroteSinceHeartbeat = true
-    ;(this.#res as ServerResponse).write(frame)
-    if (this.bufferedBytes > this.#limit) {
+    const buffered = this.#transport.writableLength
+    if (buffered > 0 && buffered + frame.length > this.#limit) {
       this.#res.destroy()
       this.#finish('slow')
+      return
     }
+    ;(this.#res as ServerResponse).write(frame)
   }
 
   /**
-   * Writes the events a reconnecting client missed. A replay may be larger
-   * than `maxBufferedBytes`; its frames are shared with history, so until the
-   * client has drained it the limit is the replay plus `maxBufferedBytes`.
+   * Writes the events a reconnecting client missed, joined in one buffer
+   * (one write, shared with every client that resumes from the same place in
+   * the same tick). A replay may be larger than `maxBufferedBytes`: until the
+   * client has drained it, the limit is the replay plus `maxBufferedBytes`.
    */
-  writeReplay (frames: readonly Buffer[]): void {
-    for (const frame of frames) (this.#res as ServerResponse).write(frame)
+  writeReplay (replay: Buffer): void {
+    if (replay.length === 0) return
+    ;(this.#res as ServerResponse).write(replay)
     const buffered = this.bufferedBytes
     if (buffered <= this.#maxBufferedBytes) return
     this.#limit = buffered + this.#maxBufferedBytes

@@ -107,10 +107,10 @@ export const FST_PUSH_STREAM_TOO_MANY_CONNECTIONS_PER_IP = createError(
   503
 )
 
-/** The adapter's engine (Redis) cannot be reached: the event was not published. */
+/** The adapter's engine (Redis) cannot be reached: nothing was published, or the adapter could not start. */
 export const FST_PUSH_STREAM_ADAPTER_UNAVAILABLE = createError(
   'FST_PUSH_STREAM_ADAPTER_UNAVAILABLE',
-  'The event was not published: %s',
+  'The adapter\'s engine cannot be reached: %s',
   503
 )
 

@@ -1,6 +1,9 @@
 import { FST_PUSH_STREAM_SOURCE_FAILED, errorMessage } from './errors.js'
 import type { MessageSource } from './options.js'
 
+/** How often a generator without the lease checks again whether it may run. */
+const IDLE_CHECK_MS = 100
+
 /** What one pull gave: what publishing the value returned (undefined when the source gave none), or the end. */
 export type Pull<R> = { done: false, published: R | undefined } | { done: true }
 
@@ -13,7 +16,8 @@ export type Pull<R> = { done: false, published: R | undefined } | { done: true }
 export class Generator<R> {
   readonly #source: MessageSource
   readonly #interval: number
-  readonly #publish: (value: unknown) => R
+  readonly #publish: (value: unknown) => R | Promise<R>
+  readonly #mayRun: () => boolean
   readonly #onError: (error: unknown) => void
   #iterator: AsyncIterator<unknown> | Iterator<unknown> | undefined
   #timer: NodeJS.Timeout | undefined
@@ -24,24 +28,27 @@ export class Generator<R> {
   constructor (options: {
     source: MessageSource
     interval: number
-    publish: (value: unknown) => R
+    publish: (value: unknown) => R | Promise<R>
     onError: (error: unknown) => void
+    /** Asked before each timed pull: false skips it (another instance holds the generator's lease). */
+    mayRun?: () => boolean
   }) {
     this.#source = options.source
     this.#interval = options.interval
     this.#publish = options.publish
+    this.#mayRun = options.mayRun ?? (() => true)
     this.#onError = options.onError
   }
 
-  /** True for a function source; false for an iterable. */
-  get isFunction (): boolean {
-    return typeof this.#source === 'function'
+  /** True when `start()` runs a loop: always for an iterable, for a function source only with an `interval`. */
+  get timed (): boolean {
+    return typeof this.#source !== 'function' || this.#interval > 0
   }
 
   /** Starts the loop, first pull one `interval` from now: a function source needs `interval` > 0, an iterable runs at any interval. */
   start (): void {
     if (this.#running || this.#ended) return
-    if (this.isFunction && this.#interval === 0) return
+    if (!this.timed) return
     this.#running = true
     this.#schedule(this.#interval)
   }
@@ -90,7 +97,7 @@ export class Generator<R> {
     }
     // A pull that finished after stop() publishes nothing: the plugin is closing.
     if (result.value === undefined || this.#ended) return { done: false, published: undefined }
-    return { done: false, published: this.#publish(result.value) }
+    return { done: false, published: await this.#publish(result.value) }
   }
 
   async #next (): Promise<{ done: true } | { done: false, value: unknown }> {
@@ -108,6 +115,11 @@ export class Generator<R> {
   #schedule (delay: number): void {
     const tick = (): void => {
       this.#timer = undefined
+      if (!this.#mayRun()) {
+        // Waiting for the lease: an iterable paced at 0 ms must not spin meanwhile.
+        this.#schedule(Math.max(this.#interval, IDLE_CHECK_MS))
+        return
+      }
       this.pull().catch(this.#onError).finally(() => {
         if (this.#running) this.#schedule(this.#interval)
       })

@@ -16,9 +16,7 @@ declare module 'fastify' {
 const pushStreamPlugin: FastifyPluginAsync<PushStreamOptions> = async function pushStreamPlugin (fastify: FastifyInstance, opts: PushStreamOptions) {
   if (fastify.hasDecorator('pushStream')) throw new FST_PUSH_STREAM_ALREADY_REGISTERED()
   const options = resolveOptions(opts)
-  const core = new PushStream(options, (err) => {
-    fastify.log.error({ err }, 'fastify-push-stream: the message source failed; the stream goes on')
-  })
+  const core = new PushStream(options, fastify.log)
 
   const api: PushStreamApi = Object.freeze({
     publish: core.publish.bind(core),
@@ -47,6 +45,7 @@ export default pushStream
 export * from './errors.js'
 export { encodeComment, encodeEvent, encodeData, isValidEventName, type WireEvent } from './encoder.js'
 export { parseEventId, formatEventId, compareEventIds, type EventId } from './event-id.js'
+export type { PushStreamAdapter, AdapterContext, AdapterEvent, AdapterMessage, AdapterLogger } from './adapter.js'
 export { defaults, type PushStreamOptions, type MessageSource, type SourceMessage, type Authorize } from './options.js'
 export {
   DEFAULT_CHANNEL,
@@ -54,6 +53,7 @@ export {
   RESET_EVENT,
   isValidChannel,
   type PublishOptions,
+  type Published,
   type PublishedEvent,
   type PushStreamApi,
   type PushStreamStats

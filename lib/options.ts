@@ -1,4 +1,5 @@
 import type { FastifyRequest } from 'fastify'
+import type { PushStreamAdapter } from './adapter.js'
 import { FST_PUSH_STREAM_INVALID_OPTION, describe } from './errors.js'
 import { randomMessages } from './random-source.js'
 
@@ -39,6 +40,8 @@ export interface PushStreamOptions {
   maxBufferedBytes?: number
   /** Open streams allowed at once; beyond it, 503 with `Retry-After`. Default `10000`. */
   maxConnections?: number
+  /** Open streams allowed at once from one client address (`request.ip`); beyond it, 503 with `Retry-After`. `0` is no limit. Default `0`. */
+  maxConnectionsPerIp?: number
   /** Channels one request may subscribe to. Default `32`. */
   maxChannels?: number
   /** Turns non-string data into the `data:` text. Default `JSON.stringify`. */
@@ -47,11 +50,14 @@ export interface PushStreamOptions {
   authorize?: Authorize
   /** Serve the browser client at `<path>/client.js`. Default `false`. */
   client?: boolean
+  /** The engine that carries events between instances, e.g. `redisAdapter(...)`. Default: this process only. */
+  adapter?: PushStreamAdapter
 }
 
 /** Options after defaults and validation. */
-export interface ResolvedOptions extends Required<Omit<PushStreamOptions, 'authorize'>> {
+export interface ResolvedOptions extends Required<Omit<PushStreamOptions, 'authorize' | 'adapter'>> {
   authorize: Authorize | undefined
+  adapter: PushStreamAdapter | undefined
 }
 
 /** The defaults, as documented. */
@@ -63,6 +69,7 @@ export const defaults = Object.freeze({
   history: 1000,
   maxBufferedBytes: 1024 * 1024,
   maxConnections: 10000,
+  maxConnectionsPerIp: 0,
   maxChannels: 32,
   client: false
 })
@@ -104,6 +111,9 @@ export function resolveOptions (options: PushStreamOptions = {}): ResolvedOption
   if (options.authorize !== undefined && typeof options.authorize !== 'function') {
     throw new FST_PUSH_STREAM_INVALID_OPTION('authorize', describe(options.authorize), 'a function')
   }
+  if (options.adapter !== undefined && !isAdapter(options.adapter)) {
+    throw new FST_PUSH_STREAM_INVALID_OPTION('adapter', describe(options.adapter), `an object with the methods ${ADAPTER_METHODS.join(', ')}`)
+  }
   return {
     path: given.path,
     interval: integer('interval', given.interval, 0, MAX_DELAY),
@@ -112,12 +122,21 @@ export function resolveOptions (options: PushStreamOptions = {}): ResolvedOption
     history: integer('history', given.history, 0, 10_000_000),
     maxBufferedBytes: integer('maxBufferedBytes', given.maxBufferedBytes, 1, Number.MAX_SAFE_INTEGER),
     maxConnections: integer('maxConnections', given.maxConnections, 1, Number.MAX_SAFE_INTEGER),
+    maxConnectionsPerIp: integer('maxConnectionsPerIp', given.maxConnectionsPerIp, 0, Number.MAX_SAFE_INTEGER),
     maxChannels: integer('maxChannels', given.maxChannels, 1, 1024),
     client: boolean('client', given.client),
     source,
     serialize,
-    authorize: options.authorize
+    authorize: options.authorize,
+    adapter: options.adapter
   }
+}
+
+const ADAPTER_METHODS = ['start', 'publish', 'replay', 'lease', 'close'] as const
+
+function isAdapter (value: unknown): value is PushStreamAdapter {
+  return typeof value === 'object' && value !== null &&
+    ADAPTER_METHODS.every((name) => typeof (value as Record<string, unknown>)[name] === 'function')
 }
 
 function stripUndefined<T extends object> (options: T): Partial<T> {

@@ -6,6 +6,7 @@ import {
   FST_PUSH_STREAM_SHUTTING_DOWN,
   FST_PUSH_STREAM_TOO_MANY_CHANNELS,
   FST_PUSH_STREAM_TOO_MANY_CONNECTIONS,
+  FST_PUSH_STREAM_TOO_MANY_CONNECTIONS_PER_IP,
   errorMessage
 } from './errors.js'
 import { Connection } from './connection.js'
@@ -63,9 +64,11 @@ export function streamHandler (pushStream: PushStream, options: ResolvedOptions)
   const retryAfter = String(Math.max(1, Math.ceil(options.retry / 1000)))
 
   /** The error to answer with when no stream can open now; undefined when one can. */
-  function unavailable (): FastifyError | undefined {
+  function unavailable (address: string): FastifyError | undefined {
     if (pushStream.closing) return new FST_PUSH_STREAM_SHUTTING_DOWN()
     if (pushStream.connections >= options.maxConnections) return new FST_PUSH_STREAM_TOO_MANY_CONNECTIONS(options.maxConnections)
+    const perIp = options.maxConnectionsPerIp
+    if (perIp > 0 && pushStream.connectionsFrom(address) >= perIp) return new FST_PUSH_STREAM_TOO_MANY_CONNECTIONS_PER_IP(perIp)
     return undefined
   }
 
@@ -92,7 +95,7 @@ export function streamHandler (pushStream: PushStream, options: ResolvedOptions)
   }
 
   return async function stream (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
-    const before = unavailable()
+    const before = unavailable(request.ip)
     if (before !== undefined) return refuse(request, reply, before)
     const channels = requestedChannels(request.query, options.maxChannels)
     if (options.authorize !== undefined) {
@@ -104,7 +107,7 @@ export function streamHandler (pushStream: PushStream, options: ResolvedOptions)
       }
       if (allowed !== true) throw new FST_PUSH_STREAM_FORBIDDEN()
       // The server may have begun closing, or filled up, while authorize ran.
-      const after = unavailable()
+      const after = unavailable(request.ip)
       if (after !== undefined) return refuse(request, reply, after)
     }
     const headers = streamHeaders(reply)
@@ -112,7 +115,8 @@ export function streamHandler (pushStream: PushStream, options: ResolvedOptions)
     pushStream.open(reply.raw, headers, {
       channels,
       lastEventId: requestedLastEventId(request),
-      handshake: isHandshake(request.query)
+      handshake: isHandshake(request.query),
+      address: request.ip
     })
     return reply
   }

@@ -20,6 +20,29 @@ t.test('publish reaches only the subscribers of its channel; none named = the de
   t.equal(plain.events.length, 2)
 })
 
+t.test('a burst over several channels: each client gets exactly its events, in order, however they are joined', async (t) => {
+  const { app, url } = await startApp(t)
+  const onA = await openStream(`${url}/events?channel=a`)
+  const onB = await openStream(`${url}/events?channel=b`)
+  const onBoth = await openStream(`${url}/events?channel=b&channel=a`)
+  const alsoBoth = await openStream(`${url}/events?channel=a&channel=b`)
+  t.teardown(() => { onA.close(); onB.close(); onBoth.close(); alsoBoth.close() })
+  // 40 events of 2 KiB in one tick: more than one joined write carries them.
+  const sent: Array<{ channel: string, data: string }> = []
+  for (let n = 0; n < 40; n++) {
+    const channel = n % 3 === 0 ? 'b' : 'a'
+    const data = `${n}:`.padEnd(2048, String.fromCharCode(97 + (n % 26)))
+    app.pushStream.publish(data, { channel })
+    sent.push({ channel, data })
+  }
+  const only = (channel: string): string[] => sent.filter((e) => e.channel === channel).map((e) => e.data)
+  t.same((await onA.take(only('a').length)).map((e) => e.data), only('a'))
+  t.same((await onB.take(only('b').length)).map((e) => e.data), only('b'))
+  for (const client of [onBoth, alsoBoth]) t.same((await client.take(40)).map((e) => e.data), sent.map((e) => e.data))
+  app.pushStream.publish('after', { channel: 'a' })
+  t.same((await onA.take(only('a').length + 1)).at(-1)?.data, 'after', 'nothing else was queued')
+})
+
 t.test('a channel is subscribed once even when named twice', async (t) => {
   const { app, url } = await startApp(t)
   const client = await openStream(`${url}/events?channel=a&channel=a`)

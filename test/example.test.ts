@@ -210,7 +210,7 @@ t.test('POST /messages publishes a chat event; bad input gets 400 with a sentenc
   t.equal(plain.status, 201, '500 characters are allowed')
   t.equal(plain.body.channel, 'default', 'the channel defaults to default')
   t.same(Object.keys(plain.body.data).sort(), ['channel', 'id', 'text', 'time'])
-  t.equal(publishChat(app.pushStream, 'from the server', 'alerts').event, 'chat')
+  t.equal((await publishChat(app.pushStream, 'from the server', 'alerts')).event, 'chat')
 
   const cases: Array<[string, unknown, RegExp]> = [
     ['no text', { channel: 'news' }, /^Write a text: 1 to 500 characters/],
@@ -308,7 +308,7 @@ t.test('HTTP/2 with a self-signed certificate answers over TLS, HTTP/1.1 too', {
   const streamed = h2Get(session, '/events?channel=alerts', (body) => body.includes('event: chat'))
   // Published once the stream is open: it has no replay to come from.
   await waitFor(() => app.pushStream.stats().connections === 1, 'the HTTP/2 stream to open')
-  const id = publishChat(app.pushStream, 'over h2', 'alerts').id
+  const id = (await publishChat(app.pushStream, 'over h2', 'alerts')).id
   const events = await within(streamed, 5000, () => 'no event over HTTP/2')
   t.equal(events.headers[':status'], 200)
   t.equal(events.headers.connection, undefined)

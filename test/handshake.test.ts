@@ -1,9 +1,9 @@
 import t from 'tap'
-import { StreamClient, openStream, request, startApp, startAppClosingDuringAuthorize } from './helpers/sse.js'
+import { StreamClient, idOf, openStream, request, startApp, startAppClosingDuringAuthorize } from './helpers/sse.js'
 
 t.test('?handshake=1: a fresh stream opens with a push-stream:open event carrying retry and the starting id', async (t) => {
   const { app, url } = await startApp(t, { retry: 1234 })
-  const before = app.pushStream.publish('before').id
+  const before = idOf(app.pushStream.publish('before'))
   const client = await openStream(`${url}/events?handshake=1`)
   t.teardown(() => client.close())
   const [open] = await client.take(1)
@@ -17,7 +17,7 @@ t.test('?handshake=1: a fresh stream opens with a push-stream:open event carryin
 
 t.test('?handshake=1 when resuming: the open event has no id, then the replay', async (t) => {
   const { app, url } = await startApp(t)
-  const first = app.pushStream.publish('one').id
+  const first = idOf(app.pushStream.publish('one'))
   app.pushStream.publish('two')
   const client = await openStream(`${url}/events?handshake=1&lastEventId=${first}`)
   t.teardown(() => client.close())
@@ -30,7 +30,7 @@ t.test('?handshake=1 when resuming: the open event has no id, then the replay', 
 
 t.test('?handshake=1 with an unknown id: open event, then reset', async (t) => {
   const { app, url } = await startApp(t)
-  const newest = app.pushStream.publish('x').id
+  const newest = idOf(app.pushStream.publish('x'))
   const client = await openStream(`${url}/events?handshake=1&lastEventId=1-1`)
   t.teardown(() => client.close())
   const [open, reset] = await client.take(2)

@@ -1,7 +1,7 @@
 import t from 'tap'
 import http2 from 'node:http2'
 import { createParser, type EventSourceMessage } from 'eventsource-parser'
-import { startApp } from './helpers/sse.js'
+import { idOf, startApp } from './helpers/sse.js'
 
 /** One SSE stream on an HTTP/2 session, parsed as it arrives. */
 function openH2Stream (session: http2.ClientHttp2Session, path: string, headers: Record<string, string> = {}) {
@@ -44,11 +44,11 @@ t.test('over HTTP/2: many streams on one connection, no Connection header, no wa
     t.equal(h['x-custom'], 'kept')
   }
   t.equal(app.pushStream.stats().connections, 50)
-  const first = app.pushStream.publish('one')
+  const first = idOf(app.pushStream.publish('one'))
   app.pushStream.publish('two', { event: 'named' })
   for (const s of streams) t.same((await s.take(2)).map((e) => [e.event, e.data]), [[undefined, 'one'], ['named', 'two']])
 
-  const resumed = openH2Stream(session, '/events', { 'last-event-id': first.id })
+  const resumed = openH2Stream(session, '/events', { 'last-event-id': first })
   t.same((await resumed.take(1)).map((e) => e.data), ['two'], 'replay from Last-Event-ID')
 
   const started = performance.now()

@@ -63,6 +63,30 @@ t.test('past maxConnections: 503 with Retry-After, and other routes still answer
   t.equal(c.status, 200)
 })
 
+t.test('past maxConnectionsPerIp: 503 with Retry-After for that address only, and its slot frees when a stream ends', async (t) => {
+  // Behind a proxy, request.ip is the forwarded address: two clients from one machine here.
+  const { app, url } = await startApp(t, { maxConnectionsPerIp: 2 }, (app) => {
+    app.get('/health', async () => ({ ok: true }))
+  }, { trustProxy: true })
+  const from = (ip: string): Record<string, string> => ({ 'x-forwarded-for': ip })
+  const a = await openStream(`${url}/events`, from('10.0.0.1'))
+  const b = await openStream(`${url}/events?channel=news`, from('10.0.0.1'))
+  const other = await openStream(`${url}/events`, from('10.0.0.2'))
+  t.teardown(() => { a.close(); b.close(); other.close() })
+  t.equal(other.status, 200, 'another address is not limited by the first one\'s streams')
+  const refused = await request(`${url}/events`, { headers: from('10.0.0.1') })
+  t.equal(refused.status, 503)
+  t.equal(refused.headers['retry-after'], '3')
+  t.equal(JSON.parse(refused.body).code, 'FST_PUSH_STREAM_TOO_MANY_CONNECTIONS_PER_IP')
+  t.match(JSON.parse(refused.body).message, /maxConnectionsPerIp is 2/)
+  t.equal((await request(`${url}/health`, { headers: from('10.0.0.1') })).status, 200, 'ordinary routes still answer that address')
+  a.close()
+  await waitFor(() => app.pushStream.stats().connections === 2, 'the slot to free')
+  const c = await openStream(`${url}/events`, from('10.0.0.1'))
+  t.teardown(() => c.close())
+  t.equal(c.status, 200)
+})
+
 t.test('the limit is checked again after an async authorize', async (t) => {
   const waiting: Array<() => void> = []
   const { app, url } = await startApp(t, {

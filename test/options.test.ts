@@ -2,6 +2,7 @@ import t from 'tap'
 import { resolveOptions, defaults, type PushStreamOptions } from '../lib/options.js'
 import { randomMessages } from '../lib/random-source.js'
 import { FST_PUSH_STREAM_INVALID_OPTION } from '../lib/errors.js'
+import type { PushStreamAdapter } from '../lib/adapter.js'
 
 const MAX_DELAY = 2 ** 31 - 1
 
@@ -33,10 +34,12 @@ t.test('the defaults', async (t) => {
     t.equal(resolved.history, 1000)
     t.equal(resolved.maxBufferedBytes, 1048576)
     t.equal(resolved.maxConnections, 10000)
+    t.equal(resolved.maxConnectionsPerIp, 0)
     t.equal(resolved.maxChannels, 32)
     t.equal(resolved.client, false)
     t.equal(resolved.serialize, JSON.stringify)
     t.equal(resolved.authorize, undefined)
+    t.equal(resolved.adapter, undefined)
     t.equal(typeof resolved.source, 'function', 'a default source function')
     t.equal(resolved.source, randomMessages, 'the random message source')
   }
@@ -48,6 +51,7 @@ t.test('the defaults', async (t) => {
     history: 1000,
     maxBufferedBytes: 1048576,
     maxConnections: 10000,
+    maxConnectionsPerIp: 0,
     maxChannels: 32,
     client: false
   })
@@ -64,10 +68,12 @@ t.test('undefined values fall back to the defaults', async (t) => {
     history: undefined,
     maxBufferedBytes: undefined,
     maxConnections: undefined,
+    maxConnectionsPerIp: undefined,
     maxChannels: undefined,
     client: undefined,
     serialize: undefined,
-    authorize: undefined
+    authorize: undefined,
+    adapter: undefined
   })
   t.same(resolved, resolveOptions())
   t.equal(resolved.source, randomMessages)
@@ -78,6 +84,13 @@ t.test('given values are kept, including 0 where 0 is allowed', async (t) => {
   const source = (): string => 'x'
   const serialize = (data: unknown): string => String(data)
   const authorize = (): boolean => true
+  const adapter: PushStreamAdapter = {
+    start: async () => '0-0',
+    publish: async () => '1-0',
+    replay: async () => null,
+    lease: async () => false,
+    close: async () => {}
+  }
   const given = {
     path: '/stream/v1',
     interval: 0,
@@ -87,10 +100,12 @@ t.test('given values are kept, including 0 where 0 is allowed', async (t) => {
     history: 0,
     maxBufferedBytes: 1,
     maxConnections: 1,
+    maxConnectionsPerIp: 1,
     maxChannels: 1,
     client: true,
     serialize,
-    authorize
+    authorize,
+    adapter
   }
   // Copied first, so a resolver that changed what it was given could not pass.
   const expected = { ...given }
@@ -99,6 +114,7 @@ t.test('given values are kept, including 0 where 0 is allowed', async (t) => {
   t.equal(resolved.source, source)
   t.equal(resolved.serialize, serialize)
   t.equal(resolved.authorize, authorize)
+  t.equal(resolved.adapter, adapter)
   t.equal(resolveOptions({ path: '/' }).path, '/')
 })
 
@@ -109,6 +125,7 @@ const integers: Array<{ name: keyof PushStreamOptions, min: number, max: number 
   { name: 'history', min: 0, max: 10_000_000 },
   { name: 'maxBufferedBytes', min: 1, max: Number.MAX_SAFE_INTEGER },
   { name: 'maxConnections', min: 1, max: Number.MAX_SAFE_INTEGER },
+  { name: 'maxConnectionsPerIp', min: 0, max: Number.MAX_SAFE_INTEGER },
   { name: 'maxChannels', min: 1, max: 1024 }
 ]
 
@@ -171,11 +188,24 @@ t.test('serialize and authorize must be functions', async (t) => {
   rejects(t, { authorize: null }, 'authorize', 'null', 'a function', 'authorize = null')
 })
 
+t.test('adapter must have all five methods', async (t) => {
+  const allowed = 'an object with the methods start, publish, replay, lease, close'
+  const partial = { start: async () => '0-0', publish: async () => '1-0', replay: async () => null, lease: async () => true }
+  const bad: Array<[unknown, string]> = [
+    ['redis://127.0.0.1', '"redis://127.0.0.1"'],
+    [null, 'null'],
+    [() => {}, 'a function'],
+    [partial, 'an object'],
+    [{ ...partial, close: 'now' }, 'an object']
+  ]
+  for (const [value, given] of bad) rejects(t, { adapter: value as PushStreamAdapter }, 'adapter', given, allowed, `adapter = ${given}`)
+})
+
 t.test('null is rejected like any other bad value', async (t) => {
   for (const name of ['source', 'serialize']) {
     t.throws(() => resolveOptions({ [name]: null }), { code: 'FST_PUSH_STREAM_INVALID_OPTION' }, `${name} = null`)
   }
-  for (const name of ['path', 'interval', 'heartbeat', 'retry', 'history', 'maxBufferedBytes', 'maxConnections', 'maxChannels', 'client', 'authorize']) {
+  for (const name of ['path', 'interval', 'heartbeat', 'retry', 'history', 'maxBufferedBytes', 'maxConnections', 'maxConnectionsPerIp', 'maxChannels', 'client', 'authorize', 'adapter']) {
     t.throws(() => resolveOptions({ [name]: null }), { code: 'FST_PUSH_STREAM_INVALID_OPTION' }, `${name} = null`)
   }
 })

@@ -121,7 +121,7 @@ t.test('the page on a live stream: open, generated and posted messages, a server
   const missed = idsBetween(observed(), lastBefore, observed().at(-1) as string).slice(1)
   server.setDown(false)
   await Promise.all([waitState(desktop, 'open', 15000), waitState(phone, 'open', 15000)])
-  const marker = publishChat(app.pushStream, 'Back again', 'alerts').id
+  const marker = (await publishChat(app.pushStream, 'Back again', 'alerts')).id
   await Promise.all([waitForId(desktop, marker), waitForId(phone, marker), observedUpTo(marker)])
 
   const seen = await snapshot(desktop)
@@ -146,7 +146,7 @@ t.test('the page on a live stream: open, generated and posted messages, a server
   await until(() => observed().length >= pausedAt + 3, 'three published while paused')
   await desktop.keyboard.press('Enter')
   await waitState(desktop, 'open')
-  const marker2 = publishChat(app.pushStream, 'After the pause', 'news').id
+  const marker2 = (await publishChat(app.pushStream, 'After the pause', 'news')).id
   await Promise.all([waitForId(desktop, marker2), observedUpTo(marker2)])
   ids = await listedIds(desktop)
   t.same(ids.slice(0, ids.indexOf(marker2) + 1), idsBetween(observed(), ids[0] as string, marker2), 'pause and resume lose nothing')
@@ -162,10 +162,10 @@ t.test('the page on a live stream: open, generated and posted messages, a server
   await desktop.getByRole('checkbox', { name: 'alerts' }).uncheck()
   await waitState(desktop, 'open')
   await until(() => app.pushStream.stats().connections === 4, 'observer, phone, other page and the desktop page on news')
-  const newsFrom = publishChat(app.pushStream, 'News first', 'news').id
+  const newsFrom = (await publishChat(app.pushStream, 'News first', 'news')).id
   publishChat(app.pushStream, 'Not for this page', 'default')
   publishChat(app.pushStream, 'Nor this', 'alerts')
-  const newsTo = publishChat(app.pushStream, 'News last', 'news').id
+  const newsTo = (await publishChat(app.pushStream, 'News last', 'news')).id
   await Promise.all([waitForId(desktop, newsTo), observedUpTo(newsTo)])
   ids = await listedIds(desktop)
   const newsIds = observer.events.filter((event) => JSON.parse(event.data).channel === 'news').map((event) => event.id)
@@ -198,7 +198,7 @@ t.test('a reset when history cannot cover the gap: counted, announced, and the s
   const { app } = server
   const page = await openDemo(t, browser, `${server.origin}/`, { errors })
   await waitState(page, 'open')
-  const before = publishChat(app.pushStream, 'Before the pause').id
+  const before = (await publishChat(app.pushStream, 'Before the pause')).id
   await waitForId(page, before)
 
   await page.getByRole('button', { name: 'Pause' }).click()
@@ -214,7 +214,7 @@ t.test('a reset when history cannot cover the gap: counted, announced, and the s
   t.same(await counters(page), { received: 1, replayed: 0, resets: 1 })
   t.equal(app.pushStream.stats().resets, 1)
 
-  const after = publishChat(app.pushStream, 'After the reset').id
+  const after = (await publishChat(app.pushStream, 'After the reset')).id
   await waitForId(page, after)
   t.same(await listedIds(page), [before, after], 'nothing replayed, live again')
   t.equal(await page.locator('#messages li.gap').count(), 1, 'the gap is marked in the list')
@@ -228,7 +228,7 @@ t.test('a reset when history cannot cover the gap: counted, announced, and the s
   t.equal(await page.textContent('#toggle'), 'Reconnect')
   await page.unroute(/\/events\?/)
   server.setDown(false)
-  const missed = publishChat(app.pushStream, 'While stopped').id
+  const missed = (await publishChat(app.pushStream, 'While stopped')).id
   await page.getByRole('button', { name: 'Reconnect' }).click()
   await waitState(page, 'open')
   await waitForId(page, missed)
@@ -270,7 +270,7 @@ t.test('from another origin: works with the CORS option; without it the page say
   const page = await openDemo(t, browser, `${host.origin}/`, { errors })
   await waitState(page, 'open')
   t.equal(new URL(page.url()).origin, host.origin)
-  const id = publishChat(server.app.pushStream, 'Across origins', 'alerts').id
+  const id = (await publishChat(server.app.pushStream, 'Across origins', 'alerts')).id
   await waitForId(page, id)
   await page.getByRole('textbox', { name: 'Message' }).fill('Posted across origins')
   await page.getByLabel('Channel', { exact: true }).selectOption('alerts')

@@ -2,7 +2,13 @@ import http, { type IncomingHttpHeaders } from 'node:http'
 import { once } from 'node:events'
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import { createParser, type EventSourceMessage } from 'eventsource-parser'
-import pushStream, { type PushStreamOptions } from '../../lib/index.js'
+import pushStream, { type Published, type PushStreamOptions } from '../../lib/index.js'
+
+/** The id of an event published without an adapter, where `publish` answers at once. */
+export function idOf (published: Published<unknown>): string {
+  if (published instanceof Promise) throw new Error('publish returned a promise: this app has an adapter')
+  return published.id
+}
 
 /** The part of a tap test these helpers need. */
 export interface Teardown {
@@ -131,15 +137,15 @@ export async function waitFor (test: () => boolean, what: string, ms = 5000): Pr
   }
 }
 
-/** A plain request, answered in full: status, headers and body. */
-export async function request (url: string, options: http.RequestOptions = {}): Promise<{ status: number, headers: IncomingHttpHeaders, body: string }> {
+/** A plain request (with an optional body), answered in full: status, headers and body. */
+export async function request (url: string, options: http.RequestOptions = {}, body?: string): Promise<{ status: number, headers: IncomingHttpHeaders, body: string }> {
   const req = http.request(url, { agent: false, ...options })
-  req.end()
+  req.end(body)
   const [res] = await once(req, 'response') as [http.IncomingMessage]
-  let body = ''
+  let text = ''
   res.setEncoding('utf8')
-  for await (const chunk of res) body += chunk
-  return { status: res.statusCode ?? 0, headers: res.headers, body }
+  for await (const chunk of res) text += chunk
+  return { status: res.statusCode ?? 0, headers: res.headers, body: text }
 }
 
 /**

@@ -25,7 +25,7 @@ export async function usage (): Promise<void> {
   await app.register(pushStream, { source: ['a', 'b'] })
   await app.register(pushStream, { source: (async function * () { yield 1 })() })
 
-  const ev: PublishedEvent<{ text: string }> = app.pushStream.publish({ text: 'hi' }, { event: 'chat', channel: 'room-1' })
+  const ev: PublishedEvent<{ text: string }> = await app.pushStream.publish({ text: 'hi' }, { event: 'chat', channel: 'room-1' })
   const id: string = ev.id
   const channel: string = ev.channel
   const text: string = ev.data.text

@@ -1,0 +1,99 @@
+import type { AdapterContext, AdapterEvent, AdapterMessage, PushStreamAdapter } from '../../lib/adapter.js'
+
+/**
+ * A shared log in this process that several app instances can use through
+ * the adapter interface, the way they would use Redis: it exercises the
+ * plugin's adapter path on a machine without Redis. Ids are `<ms>-<seq>`
+ * with a fixed `ms`, delivery is asynchronous (as from a network), and the
+ * log keeps its last `capacity` events.
+ */
+export class SharedLog {
+  readonly events: AdapterEvent[] = []
+  readonly leases = new Map<string, { holder: object, until: number }>()
+  readonly #readers = new Set<AdapterContext>()
+  readonly #capacity: number
+  #seq = 0
+  #trimmed = false
+  /** While set, publish, replay and lease reject with it (the engine is unreachable). */
+  failure: Error | undefined
+  /** While set, replay waits for it (a slow engine). */
+  hold: Promise<void> | undefined
+
+  constructor (capacity = 10_000) {
+    this.#capacity = capacity
+  }
+
+  /** A new adapter on this log (one per app instance). */
+  adapter (): PushStreamAdapter & { readonly closed: boolean, lag: () => void, catchUp: () => Promise<void> } {
+    const log = this
+    const self = {}
+    let context: AdapterContext | undefined
+    let closed = false
+    // While lagging, this instance's deliveries wait, as behind a slow link.
+    let lagged: AdapterEvent[] | undefined
+    const check = (): void => {
+      if (log.failure !== undefined) throw log.failure
+    }
+    return {
+      get closed () { return closed },
+      lag () { lagged = [] },
+      /** Delivers what waited, one event per turn of the event loop (so one per flush). */
+      async catchUp () {
+        const events = lagged ?? []
+        lagged = undefined
+        for (const event of events) {
+          context?.deliver([event])
+          await new Promise((resolve) => setImmediate(resolve))
+        }
+      },
+      async start (ctx) {
+        context = {
+          log: ctx.log,
+          deliver: (events) => {
+            if (lagged === undefined) ctx.deliver(events)
+            else lagged.push(...events)
+          }
+        }
+        log.#readers.add(context)
+        return log.events.at(-1)?.id ?? '0-0'
+      },
+      async publish (message: AdapterMessage) {
+        check()
+        const event = { id: `1-${++log.#seq}`, ...message }
+        log.events.push(event)
+        if (log.events.length > log.#capacity) {
+          log.events.shift()
+          log.#trimmed = true
+        }
+        setImmediate(() => { for (const reader of log.#readers) reader.deliver([event]) })
+        return event.id
+      },
+      async replay (lastId, until, channels) {
+        await log.hold
+        check()
+        const at = log.events.findIndex((event) => event.id === lastId)
+        if (at < 0 && !(lastId === '0-0' && !log.#trimmed)) return null
+        const end = log.events.findIndex((event) => event.id === until)
+        return log.events.slice(at + 1, end + 1).filter((event) => channels.has(event.channel))
+      },
+      async lease (name, ttlMs) {
+        check()
+        const held = log.leases.get(name)
+        if (held !== undefined && held.holder !== self && held.until > Date.now()) return false
+        log.leases.set(name, { holder: self, until: Date.now() + ttlMs })
+        return true
+      },
+      async close () {
+        closed = true
+        if (context !== undefined) log.#readers.delete(context)
+        for (const [name, held] of log.leases) if (held.holder === self) log.leases.delete(name)
+      }
+    }
+  }
+
+  /** Writes an entry as another program might, bypassing the plugin's checks. */
+  inject (event: AdapterEvent): void {
+    this.events.push(event)
+    for (const reader of this.#readers) reader.deliver([event])
+  }
+}
