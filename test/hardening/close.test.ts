@@ -1,0 +1,40 @@
+import t from 'tap'
+import Fastify from 'fastify'
+import pushStream from '../../lib/index.js'
+import { nextMessage, spawnFixture, stopChild, within } from './helpers.js'
+
+const STREAMS = 10_000
+const RETRY = 3000
+
+t.test(`close() with ${STREAMS} open streams resolves in under 1 s, each client told a jittered retry`, async (t) => {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(pushStream, { interval: 0, retry: RETRY, heartbeat: 0, maxConnections: STREAMS * 2 })
+  await app.listen({ port: 0, host: '127.0.0.1', backlog: 4096 })
+  const port = (app.server.address() as { port: number }).port
+
+  // The clients live in a child process: this one holds the server's 10,000 sockets.
+  const clients = spawnFixture('close-clients.ts')
+  t.teardown(() => stopChild(clients))
+  await nextMessage(clients, 'ready')
+  const open = nextMessage(clients, 'open')
+  clients.send({ type: 'connect', port, clients: STREAMS, atOnce: 500 })
+  await within(open, 15_000, `${STREAMS} streams to open`)
+  t.equal(app.pushStream.stats().connections, STREAMS, `${STREAMS} streams open`)
+
+  const ended = nextMessage<{ type: 'ended', lastRetry: Array<number | null>, retriesSeen: number[], failed: number }>(clients, 'ended')
+  const started = performance.now()
+  await app.close()
+  const took = performance.now() - started
+  t.ok(took < 1000, `close() resolved in ${took.toFixed(0)} ms`)
+
+  const { lastRetry, retriesSeen, failed } = await within(ended, 10_000, 'every client to see its stream end')
+  t.equal(failed, 0, 'no client saw an error')
+  t.equal(retriesSeen.filter((n) => n === 2).length, STREAMS, 'every client got a final retry: after its opening one')
+  const finals = lastRetry.filter((r): r is number => typeof r === 'number')
+  const jitter = Math.max(RETRY, 1000)
+  t.ok(finals.every((r) => r >= RETRY && r < RETRY + jitter), `each final retry is between ${RETRY} and ${RETRY + jitter} ms`)
+  const distinct = new Set(finals).size
+  t.ok(distinct > 1000, `the final retries are jittered: ${distinct} distinct values, from ${Math.min(...finals)} to ${Math.max(...finals)} ms`)
+  t.equal(app.pushStream.stats().connections, 0, '0 connections after close')
+})

@@ -1,0 +1,153 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+import { once } from 'node:events'
+import http from 'node:http'
+import net from 'node:net'
+import { Writable } from 'node:stream'
+import v8 from 'node:v8'
+import vm from 'node:vm'
+import { fileURLToPath } from 'node:url'
+import { createParser, type EventSourceMessage } from 'eventsource-parser'
+
+/**
+ * Tools shared by the hardening checks: a forced GC to read the heap without
+ * garbage in it, bounded waits, raw sockets and child processes.
+ */
+
+v8.setFlagsFromString('--expose-gc')
+const collect = vm.runInNewContext('gc') as () => void
+
+/** Bytes the process holds in JavaScript objects and in buffers, read after a full GC. */
+export function heldBytes (): number {
+  collect()
+  collect()
+  const { heapUsed, arrayBuffers } = process.memoryUsage()
+  return heapUsed + arrayBuffers
+}
+
+/** One turn of the event loop (after pending I/O callbacks). */
+export async function turn (): Promise<void> {
+  await new Promise((resolve) => setImmediate(resolve))
+}
+
+/** Settles like `promise`, or rejects with `what` once `ms` pass first. */
+export async function within<T> (promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms)
+  })
+  try {
+    return await Promise.race([promise, timeout])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+/** The port of a `http://host:port` URL. */
+export function portOf (url: string): number {
+  return Number(new URL(url).port)
+}
+
+/** Opens a raw TCP connection and sends a GET request; the caller decides whether to read. */
+export function rawGet (port: number, path: string, headers: Record<string, string> = {}, localAddress?: string): net.Socket {
+  const socket = net.connect({ port, host: '127.0.0.1', localAddress })
+  socket.on('error', () => {})
+  const lines = Object.entries({ host: 'localhost', ...headers }).map(([name, value]) => `${name}: ${value}\r\n`).join('')
+  socket.write(`GET ${path} HTTP/1.1\r\n${lines}\r\n`)
+  return socket
+}
+
+/** A writable that keeps every JSON line a Fastify logger writes to it. */
+export class LogCapture extends Writable {
+  readonly lines: Array<Record<string, unknown>> = []
+
+  override _write (chunk: Buffer, _encoding: string, callback: () => void): void {
+    for (const line of String(chunk).split('\n')) {
+      if (line !== '') this.lines.push(JSON.parse(line) as Record<string, unknown>)
+    }
+    callback()
+  }
+
+  /** The logged error objects whose `code` is `code`. */
+  errorsWithCode (code: string): Array<Record<string, unknown>> {
+    return this.lines
+      .map((line) => line.err as Record<string, unknown> | undefined)
+      .filter((err): err is Record<string, unknown> => err !== undefined && err.code === code)
+  }
+}
+
+/** A child process running one of the fixtures under tsx, with an IPC channel. */
+export function spawnFixture (name: string, args: string[] = []): ChildProcess {
+  const file = fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url))
+  const child = spawn(process.execPath, ['--import', 'tsx', file, ...args], {
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc']
+  })
+  return child
+}
+
+/** The next IPC message from `child` whose `type` is `type`; rejects if the child exits first. */
+export async function nextMessage<T extends { type: string }> (child: ChildProcess, type: string): Promise<T> {
+  return await new Promise<T>((resolve, reject) => {
+    const onMessage = (message: T): void => {
+      if (message.type !== type) return
+      cleanup()
+      resolve(message)
+    }
+    const onExit = (code: number | null): void => {
+      cleanup()
+      reject(new Error(`child exited (${code}) before sending "${type}"`))
+    }
+    const cleanup = (): void => {
+      child.off('message', onMessage)
+      child.off('exit', onExit)
+    }
+    child.on('message', onMessage)
+    child.once('exit', onExit)
+  })
+}
+
+/** Ends a child and waits for it to exit. */
+export async function stopChild (child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return
+  const exited = once(child, 'exit')
+  child.kill()
+  await exited
+}
+
+/**
+ * A stream reader that keeps only what each event's `pick` returns, so a test
+ * that measures the server's memory is not measuring its own clients.
+ */
+export class LeanReader<T> {
+  readonly picked: T[] = []
+  readonly request: http.ClientRequest
+  #wake: () => void = () => {}
+
+  constructor (url: string, pick: (event: EventSourceMessage) => T, headers: Record<string, string> = {}) {
+    const decoder = new TextDecoder()
+    const parser = createParser({ onEvent: (event) => { this.picked.push(pick(event)); this.#wake() } })
+    this.request = http.get(url, { agent: false, headers }, (res) => {
+      res.on('data', (chunk: Buffer) => parser.feed(decoder.decode(chunk, { stream: true })))
+      res.on('error', () => {})
+    })
+    this.request.on('error', () => {})
+  }
+
+  /** Resolves once `n` events arrived. */
+  async take (n: number): Promise<T[]> {
+    while (this.picked.length < n) await new Promise<void>((resolve) => { this.#wake = resolve })
+    return this.picked.slice(0, n)
+  }
+
+  close (): void {
+    this.request.destroy()
+  }
+}
+
+/** Resolves once `test()` holds, checked every turn of the event loop; rejects after `ms`. */
+export async function until (test: () => boolean, ms: number, what: string): Promise<void> {
+  const deadline = performance.now() + ms
+  while (!test()) {
+    if (performance.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`)
+    await turn()
+  }
+}
