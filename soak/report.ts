@@ -23,7 +23,7 @@ export interface SoakResult {
 }
 
 const MiB = 1024 * 1024
-const minutes = (ms: number): string => ms >= 60_000 ? `${(ms / 60_000).toFixed(ms % 60_000 === 0 ? 0 : 1)} min` : `${(ms / 1000).toFixed(0)} s`
+const minutes = (ms: number): string => ms >= 60_000 ? `${(ms / 60_000).toFixed(1)} min` : `${(ms / 1000).toFixed(0)} s`
 
 /** The machine the run was on, as one line. */
 export function machine (): string {

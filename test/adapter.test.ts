@@ -1,8 +1,8 @@
 import t from 'tap'
-import { Writable } from 'node:stream'
 import Fastify from 'fastify'
 import pushStream, { type PushStreamAdapter } from '../lib/index.js'
 import { LEASE_RENEW_MS, LeaseKeeper } from '../lib/lease.js'
+import { LogCapture } from './helpers/log.js'
 import { SharedLog } from './helpers/log-adapter.js'
 import { openStream, startApp, waitFor } from './helpers/sse.js'
 
@@ -10,15 +10,9 @@ import { openStream, startApp, waitFor } from './helpers/sse.js'
 // several app instances, each on its own port, as behind a load balancer.
 
 /** A logger whose lines are kept, to check what the plugin reported. */
-function capturedLogger (): { lines: Array<{ level: number, msg: string, err?: { code?: string, message?: string } }>, logger: object } {
-  const lines: Array<{ level: number, msg: string }> = []
-  const stream = new Writable({
-    write (chunk, _encoding, done) {
-      lines.push(JSON.parse(String(chunk)))
-      done()
-    }
-  })
-  return { lines, logger: { level: 'info', stream } }
+function capturedLogger (): { lines: LogCapture['lines'], logger: object } {
+  const stream = new LogCapture()
+  return { lines: stream.lines, logger: { level: 'info', stream } }
 }
 
 t.test('an event published on one instance reaches the clients of every instance, with the log\'s id', async (t) => {

@@ -1,16 +1,13 @@
 import t from 'tap'
-import net from 'node:net'
-import { openStream, startApp } from './helpers/sse.js'
+import { openStream, rawGet, startApp } from './helpers/sse.js'
 
 t.test('a client that stops reading is disconnected past maxBufferedBytes; the others miss nothing', async (t) => {
   const maxBufferedBytes = 256 * 1024
   const { app, url } = await startApp(t, { maxBufferedBytes, history: 10 })
   const { port } = new URL(url)
   // A raw client that sends its request and then never reads.
-  const slow = net.connect(Number(port), '127.0.0.1')
+  const slow = rawGet(Number(port), '/events')
   t.teardown(() => slow.destroy())
-  slow.on('error', () => {})
-  slow.write('GET /events HTTP/1.1\r\nHost: localhost\r\n\r\n')
   await new Promise((resolve) => slow.once('data', resolve))
   slow.pause()
   const fast = await openStream(`${url}/events`)
@@ -44,10 +41,8 @@ t.test('a client that stops reading is disconnected past maxBufferedBytes; the o
 t.test('a slow client reconnecting resumes from history', async (t) => {
   const { app, url } = await startApp(t, { maxBufferedBytes: 64 * 1024, history: 50_000 })
   const { port } = new URL(url)
-  const slow = net.connect(Number(port), '127.0.0.1')
+  const slow = rawGet(Number(port), '/events')
   t.teardown(() => slow.destroy())
-  slow.on('error', () => {})
-  slow.write('GET /events HTTP/1.1\r\nHost: localhost\r\n\r\n')
   const head = await new Promise<string>((resolve) => slow.once('data', (chunk) => resolve(String(chunk))))
   slow.pause()
   const startId = /id: (\S+)\n/.exec(head)?.[1] as string
@@ -69,10 +64,8 @@ t.test('a slow client reconnecting resumes from history', async (t) => {
 t.test('a client cut off in the middle of a burst is written nothing more, and nothing breaks', async (t) => {
   const { app, url } = await startApp(t, { maxBufferedBytes: 64 * 1024, history: 10 })
   const { port } = new URL(url)
-  const slow = net.connect(Number(port), '127.0.0.1')
+  const slow = rawGet(Number(port), '/events')
   t.teardown(() => slow.destroy())
-  slow.on('error', () => {})
-  slow.write('GET /events HTTP/1.1\r\nHost: localhost\r\n\r\n')
   await new Promise((resolve) => slow.once('data', resolve))
   slow.pause()
   // One tick of events each larger than a joined write: the first fills the socket, the next cuts the client off.

@@ -1,25 +1,7 @@
 import t from 'tap'
 import http2 from 'node:http2'
-import { createParser, type EventSourceMessage } from 'eventsource-parser'
+import { openH2Stream } from './helpers/h2.js'
 import { idOf, startApp } from './helpers/sse.js'
-
-/** One SSE stream on an HTTP/2 session, parsed as it arrives. */
-function openH2Stream (session: http2.ClientHttp2Session, path: string, headers: Record<string, string> = {}) {
-  const events: EventSourceMessage[] = []
-  let wake = (): void => {}
-  const stream = session.request({ ':path': path, ...headers })
-  const decoder = new TextDecoder()
-  const parser = createParser({ onEvent: (event) => { events.push(event); wake() } })
-  const response = new Promise<http2.IncomingHttpHeaders>((resolve) => stream.once('response', resolve))
-  stream.on('data', (chunk: Buffer) => parser.feed(decoder.decode(chunk, { stream: true })))
-  stream.on('error', () => {})
-  const ended = new Promise<void>((resolve) => stream.once('close', resolve))
-  const take = async (n: number): Promise<EventSourceMessage[]> => {
-    while (events.length < n) await new Promise<void>((resolve) => { wake = resolve })
-    return events.slice(0, n)
-  }
-  return { stream, response, take, ended, events }
-}
 
 t.test('over HTTP/2: many streams on one connection, no Connection header, no warning, replay and close as on HTTP/1.1', async (t) => {
   const warnings: Error[] = []

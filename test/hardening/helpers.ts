@@ -1,8 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import http from 'node:http'
-import net from 'node:net'
-import { Writable } from 'node:stream'
 import v8 from 'node:v8'
 import vm from 'node:vm'
 import { fileURLToPath } from 'node:url'
@@ -47,33 +45,8 @@ export function portOf (url: string): number {
   return Number(new URL(url).port)
 }
 
-/** Opens a raw TCP connection and sends a GET request; the caller decides whether to read. */
-export function rawGet (port: number, path: string, headers: Record<string, string> = {}, localAddress?: string): net.Socket {
-  const socket = net.connect({ port, host: '127.0.0.1', localAddress })
-  socket.on('error', () => {})
-  const lines = Object.entries({ host: 'localhost', ...headers }).map(([name, value]) => `${name}: ${value}\r\n`).join('')
-  socket.write(`GET ${path} HTTP/1.1\r\n${lines}\r\n`)
-  return socket
-}
-
-/** A writable that keeps every JSON line a Fastify logger writes to it. */
-export class LogCapture extends Writable {
-  readonly lines: Array<Record<string, unknown>> = []
-
-  override _write (chunk: Buffer, _encoding: string, callback: () => void): void {
-    for (const line of String(chunk).split('\n')) {
-      if (line !== '') this.lines.push(JSON.parse(line) as Record<string, unknown>)
-    }
-    callback()
-  }
-
-  /** The logged error objects whose `code` is `code`. */
-  errorsWithCode (code: string): Array<Record<string, unknown>> {
-    return this.lines
-      .map((line) => line.err as Record<string, unknown> | undefined)
-      .filter((err): err is Record<string, unknown> => err !== undefined && err.code === code)
-  }
-}
+export { LogCapture } from '../helpers/log.js'
+export { rawGet } from '../helpers/sse.js'
 
 /** A child process running one of the fixtures under tsx, with an IPC channel. */
 export function spawnFixture (name: string, args: string[] = []): ChildProcess {

@@ -5,8 +5,8 @@ import http2 from 'node:http2'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import Fastify from 'fastify'
-import { createParser, type EventSourceMessage } from 'eventsource-parser'
 import pushStream from '../../lib/index.js'
+import { openH2Stream } from '../helpers/h2.js'
 import { within } from './helpers.js'
 
 const STREAMS = 200
@@ -23,28 +23,6 @@ function selfSigned (t: { teardown: (fn: () => void) => void }): { key: Buffer, 
   ], { encoding: 'utf8' })
   if (made.status !== 0) throw new Error(`openssl failed: ${made.stderr}`)
   return { key: readFileSync(join(dir, 'key.pem')), cert: readFileSync(join(dir, 'cert.pem')) }
-}
-
-/** One SSE stream on an HTTP/2 session: its response headers, the events and retries it parsed, and its end. */
-function h2Stream (session: http2.ClientHttp2Session, path: string, headers: Record<string, string> = {}) {
-  const events: EventSourceMessage[] = []
-  const retries: number[] = []
-  let wake = (): void => {}
-  const stream = session.request({ ':path': path, ...headers })
-  const decoder = new TextDecoder()
-  const parser = createParser({
-    onEvent: (event) => { events.push(event); wake() },
-    onRetry: (retry) => { retries.push(retry) }
-  })
-  const response = new Promise<http2.IncomingHttpHeaders>((resolve) => stream.once('response', resolve))
-  stream.on('data', (chunk: Buffer) => parser.feed(decoder.decode(chunk, { stream: true })))
-  stream.on('error', () => {})
-  const ended = new Promise<void>((resolve) => stream.once('close', resolve))
-  const take = async (n: number): Promise<EventSourceMessage[]> => {
-    while (events.length < n) await new Promise<void>((resolve) => { wake = resolve })
-    return events.slice(0, n)
-  }
-  return { response, take, ended, events, retries }
 }
 
 t.test(`HTTP/2 over TLS: ${STREAMS} streams on one session, no Connection header, no warning; replay and close as on HTTP/1.1`, async (t) => {
@@ -67,7 +45,7 @@ t.test(`HTTP/2 over TLS: ${STREAMS} streams on one session, no Connection header
   session.on('error', () => {})
   await within(new Promise((resolve) => session.once('remoteSettings', resolve)), 5000, 'the server\'s settings')
 
-  const streams = Array.from({ length: STREAMS }, () => h2Stream(session, '/events'))
+  const streams = Array.from({ length: STREAMS }, () => openH2Stream(session, '/events'))
   const headers = await within(Promise.all(streams.map((s) => s.response)), 10_000, `${STREAMS} responses`)
   t.ok(headers.every((h) => Number(h[':status']) === 200 && h['content-type'] === 'text/event-stream; charset=utf-8'), `${STREAMS} × 200 text/event-stream`)
   t.ok(headers.every((h) => h.connection === undefined && h['keep-alive'] === undefined && h['transfer-encoding'] === undefined), 'no Connection, Keep-Alive or Transfer-Encoding header')
@@ -80,9 +58,9 @@ t.test(`HTTP/2 over TLS: ${STREAMS} streams on one session, no Connection header
   const got = await within(Promise.all(streams.map((s) => s.take(3))), 10_000, 'three events on every stream')
   t.ok(got.every((events) => events.map((e) => e.data).join() === 'one,two,three'), 'every stream got the three events in order')
 
-  const resumed = h2Stream(session, '/events', { 'last-event-id': first.id })
+  const resumed = openH2Stream(session, '/events', { 'last-event-id': first.id })
   t.same((await within(resumed.take(2), 5000, 'the replay')).map((e) => e.data), ['two', 'three'], 'Last-Event-ID replays exactly what was missed')
-  const unknown = h2Stream(session, '/events', { 'last-event-id': 'not-an-id' })
+  const unknown = openH2Stream(session, '/events', { 'last-event-id': 'not-an-id' })
   t.same((await within(unknown.take(1), 5000, 'the reset')).map((e) => e.event), ['reset'], 'an unknown id gets a reset')
 
   const started = performance.now()

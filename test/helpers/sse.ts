@@ -1,5 +1,6 @@
 import http, { type IncomingHttpHeaders } from 'node:http'
 import { once } from 'node:events'
+import net from 'node:net'
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import { createParser, type EventSourceMessage } from 'eventsource-parser'
 import pushStream, { type Published, type PushStreamOptions } from '../../lib/index.js'
@@ -179,4 +180,13 @@ export async function startAppClosingDuringAuthorize (options: PushStreamOptions
   await app.listen({ port: 0, host: '127.0.0.1' })
   const address = app.server.address() as { port: number }
   return { app, url: `http://127.0.0.1:${address.port}`, authorizing, hold: (client) => { held.client = client } }
+}
+
+/** Opens a raw TCP connection and sends a GET request; the caller decides whether to read. */
+export function rawGet (port: number, path: string, headers: Record<string, string> = {}, localAddress?: string): net.Socket {
+  const socket = net.connect({ port, host: '127.0.0.1', localAddress })
+  socket.on('error', () => {})
+  const lines = Object.entries({ host: 'localhost', ...headers }).map(([name, value]) => `${name}: ${value}\r\n`).join('')
+  socket.write(`GET ${path} HTTP/1.1\r\n${lines}\r\n`)
+  return socket
 }
