@@ -7,6 +7,9 @@ export type RawResponse = ServerResponse | Http2ServerResponse
 /** What a connection reads of the stream under its response. */
 interface Transport { readonly writableLength: number, readonly destroyed: boolean }
 
+/** Where a connection's frames go once the headers are out. */
+interface Sink { write: (chunk: Buffer) => boolean }
+
 /** The stream under a response: the response itself over HTTP/1.1, its `Http2Stream` over HTTP/2. */
 function transportOf (res: RawResponse): Transport {
   return 'stream' in res ? res.stream : res
@@ -17,6 +20,9 @@ export function isGone (res: RawResponse): boolean {
   return transportOf(res).destroyed
 }
 
+/** Where a response keeps its connection, for the shared close listener. */
+const CONNECTION = Symbol('fastify-push-stream.connection')
+
 /** Why a connection ended. */
 export type CloseReason = 'client' | 'slow' | 'server'
 
@@ -26,11 +32,14 @@ export type CloseReason = 'client' | 'slow' | 'server'
  * exactly once through `onClose`.
  */
 export class Connection {
-  readonly channels: ReadonlySet<string>
+  /** The channels it subscribes to (the hub swaps in one set shared by all connections on the same channels). */
+  channels: ReadonlySet<string>
   /** The client's address (`request.ip`), counted against `maxConnectionsPerIp`. */
   readonly address: string
   readonly #res: RawResponse
   readonly #transport: Transport
+  /** The response until the headers are sent; then, over HTTP/1.1, its socket. */
+  #sink: Sink
   readonly #maxBufferedBytes: number
   readonly #onClose: (connection: Connection, reason: CloseReason) => void
   #closed = false
@@ -49,12 +58,14 @@ export class Connection {
     this.address = address
     this.#res = res
     this.#transport = transportOf(res)
+    this.#sink = res as ServerResponse
     this.channels = channels
     this.#maxBufferedBytes = maxBufferedBytes
     this.#limit = maxBufferedBytes
     this.#onClose = onClose
     // The one listener per connection: removal happens the moment the socket goes.
-    res.once('close', this.#handleClose)
+    ;(res as RawResponse & { [CONNECTION]?: Connection })[CONNECTION] = this
+    res.on('close', Connection.#onResponseClose)
   }
 
   /** Sends the status line and headers. */
@@ -66,6 +77,13 @@ export class Connection {
       // The stream ends when the connection does, so its body needs no chunk framing: each
       // write goes to the socket as it is, one buffer instead of a size line, the data and a CRLF.
       res.useChunkedEncodingByDefault = false
+      res.writeHead(200, headers)
+      // With no framing left for the response to add, frames go straight to the socket:
+      // no per-write bookkeeping of the response, no cork and deferred uncork per write.
+      res.flushHeaders()
+      // Checked by the caller (isGone): the client is still there, so is its socket.
+      this.#sink = res.socket as Sink
+      return
     }
     res.writeHead(200, headers)
   }
@@ -95,7 +113,7 @@ export class Connection {
       this.#finish('slow')
       return
     }
-    ;(this.#res as ServerResponse).write(frame)
+    this.#sink.write(frame)
   }
 
   /**
@@ -106,7 +124,7 @@ export class Connection {
    */
   writeReplay (replay: Buffer): void {
     if (replay.length === 0) return
-    ;(this.#res as ServerResponse).write(replay)
+    this.#sink.write(replay)
     const buffered = this.bufferedBytes
     if (buffered <= this.#maxBufferedBytes) return
     this.#limit = buffered + this.#maxBufferedBytes
@@ -136,8 +154,9 @@ export class Connection {
     this.#finish('server')
   }
 
-  readonly #handleClose = (): void => {
-    this.#finish('client')
+  /** The one 'close' listener of every response: shared, so that a connection owns no function of its own. */
+  static readonly #onResponseClose = function (this: RawResponse & { [CONNECTION]: Connection }): void {
+    this[CONNECTION].#finish('client')
   }
 
   /** Marks the connection ended and reports it, once, whichever way it ended. */

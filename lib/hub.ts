@@ -97,6 +97,8 @@ export class Hub {
         groups.add(group)
       }
     }
+    // One set for all the connections of a group, not one each.
+    connection.channels = group.channels
     group.connections.add(connection)
   }
 
