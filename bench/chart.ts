@@ -16,8 +16,9 @@ export interface BarChart {
 }
 
 const COLOURS = ['#7f7f7f', '#1f77b4', '#17becf', '#ff7f0e', '#d62728', '#9467bd', '#2ca02c', '#8c564b']
-const WIDTH = 860
-const LEFT = 200
+const WIDTH = 920
+// Wide enough for the longest group label at 12 px bold.
+const LEFT = 260
 const RIGHT = 90
 const BAR = 13
 const GAP = 3
@@ -37,7 +38,8 @@ export function renderBarChart (chart: BarChart): string {
   // Up to 4× the reference: beyond that the detail near the reference line would be lost.
   const axisMax = Math.min(Math.max(chart.reference * 1.5, ...values) * 1.05, chart.reference * 4)
   const plotWidth = WIDTH - LEFT - RIGHT
-  const x = (value: number): number => LEFT + Math.min(value, axisMax) / axisMax * plotWidth
+  // A figure below zero (memory measured as a difference, within noise) is drawn as no bar.
+  const x = (value: number): number => LEFT + Math.max(0, Math.min(value, axisMax)) / axisMax * plotWidth
   const out: string[] = []
   let y = 30
   out.push(`<text x="${WIDTH / 2}" y="${y}" text-anchor="middle" font-size="16" font-weight="bold">${escape(chart.title)}</text>`)

@@ -7,8 +7,11 @@ export type RawResponse = ServerResponse | Http2ServerResponse
 /** What a connection reads of the stream under its response. */
 interface Transport { readonly writableLength: number, readonly destroyed: boolean }
 
-/** Where a connection's frames go once the headers are out. */
-interface Sink { write: (chunk: Buffer) => boolean }
+/** Where a connection's frames go once the headers are out, and what says it has drained. */
+interface Sink {
+  write: (chunk: Buffer) => boolean
+  once: (event: 'drain', listener: () => void) => unknown
+}
 
 /** The stream under a response: the response itself over HTTP/1.1, its `Http2Stream` over HTTP/2. */
 function transportOf (res: RawResponse): Transport {
@@ -128,7 +131,7 @@ export class Connection {
     const buffered = this.bufferedBytes
     if (buffered <= this.#maxBufferedBytes) return
     this.#limit = buffered + this.#maxBufferedBytes
-    this.#res.once('drain', this.#resetLimit)
+    this.#sink.once('drain', this.#resetLimit)
   }
 
   readonly #resetLimit = (): void => {
