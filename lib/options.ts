@@ -75,9 +75,10 @@ export const defaults = Object.freeze({
 })
 
 // setTimeout and setInterval cannot wait longer than this.
-const MAX_DELAY = 2 ** 31 - 1
+export const MAX_DELAY = 2 ** 31 - 1
 
-function integer (name: string, value: unknown, min: number, max: number): number {
+/** `value` when it is an integer from `min` to `max`; else `FST_PUSH_STREAM_INVALID_OPTION` naming the option. */
+export function integer (name: string, value: unknown, min: number, max: number): number {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
     throw new FST_PUSH_STREAM_INVALID_OPTION(name, describe(value), `an integer from ${min} to ${max}`)
   }
@@ -139,6 +140,7 @@ function isAdapter (value: unknown): value is PushStreamAdapter {
     ADAPTER_METHODS.every((name) => typeof (value as Record<string, unknown>)[name] === 'function')
 }
 
-function stripUndefined<T extends object> (options: T): Partial<T> {
+/** The options without the keys whose value is undefined, so defaults apply to them. */
+export function stripUndefined<T extends object> (options: T): Partial<T> {
   return Object.fromEntries(Object.entries(options).filter(([, value]) => value !== undefined)) as Partial<T>
 }

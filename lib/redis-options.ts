@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis'
 import { FST_PUSH_STREAM_INVALID_OPTION, describe } from './errors.js'
+import { MAX_DELAY, integer, stripUndefined } from './options.js'
 
 /**
  * Where the Redis adapter connects: a URL (the adapter opens and later quits
@@ -28,16 +29,6 @@ export const redisDefaults = Object.freeze({
   commandTimeout: 5000
 })
 
-// setTimeout cannot wait longer than this.
-const MAX_DELAY = 2 ** 31 - 1
-
-function integer (name: string, value: unknown, min: number, max: number): number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    throw new FST_PUSH_STREAM_INVALID_OPTION(name, describe(value), `an integer from ${min} to ${max}`)
-  }
-  return value
-}
-
 /** Checks the connection: `{ url }` with a redis:// or rediss:// URL, or `{ client }` with an ioredis client. */
 export function resolveRedisConnection (connection: unknown): RedisConnection {
   const given = (typeof connection === 'object' && connection !== null ? connection : {}) as Record<string, unknown>
@@ -51,7 +42,7 @@ export function resolveRedisConnection (connection: unknown): RedisConnection {
 
 /** Applies the defaults and throws `FST_PUSH_STREAM_INVALID_OPTION` for the first bad value. */
 export function resolveRedisOptions (options: RedisAdapterOptions = {}): ResolvedRedisOptions {
-  const given = { ...redisDefaults, ...Object.fromEntries(Object.entries(options).filter(([, value]) => value !== undefined)) }
+  const given = { ...redisDefaults, ...stripUndefined(options) }
   if (typeof given.key !== 'string' || given.key.length === 0) {
     throw new FST_PUSH_STREAM_INVALID_OPTION('key', describe(given.key), 'a non-empty string')
   }
