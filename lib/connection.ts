@@ -152,7 +152,10 @@ export class Connection {
       res.end(lastFrame, () => stream.close())
       stream.session?.close()
     } else {
-      res.end(lastFrame)
+      // The last frame goes where the others went; then the socket closes once it is flushed,
+      // without waiting for the client and without the response's own finishing steps.
+      this.#sink.write(lastFrame)
+      ;(this.#sink as unknown as { destroySoon: () => void }).destroySoon()
     }
     this.#finish('server')
   }

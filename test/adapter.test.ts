@@ -1,10 +1,10 @@
 import t from 'tap'
 import Fastify from 'fastify'
-import pushStream, { type PushStreamAdapter } from '../lib/index.js'
+import pushStream, { type PushStreamAdapter, type PushStreamOptions } from '../lib/index.js'
 import { LEASE_RENEW_MS, LeaseKeeper } from '../lib/lease.js'
 import { LogCapture } from './helpers/log.js'
 import { SharedLog } from './helpers/log-adapter.js'
-import { openStream, startApp, waitFor } from './helpers/sse.js'
+import { openStream, startApp, waitFor, type Teardown } from './helpers/sse.js'
 
 // The plugin's adapter path, driven through a shared log in this process:
 // several app instances, each on its own port, as behind a load balancer.
@@ -13,6 +13,20 @@ import { openStream, startApp, waitFor } from './helpers/sse.js'
 function capturedLogger (): { lines: LogCapture['lines'], logger: object } {
   const stream = new LogCapture()
   return { lines: stream.lines, logger: { level: 'info', stream } }
+}
+
+/**
+ * Instance A publishes "one"; instance B starts after it, so B's history
+ * lacks it; the log then holds its answers to replay until `release()`.
+ */
+async function laterInstanceWithSlowLog (t: Teardown, options: PushStreamOptions = {}) {
+  const log = new SharedLog()
+  const a = await startApp(t, { adapter: log.adapter() })
+  await a.app.pushStream.publish('one')
+  const b = await startApp(t, { ...options, adapter: log.adapter() })
+  let release = (): void => {}
+  log.hold = new Promise((resolve) => { release = resolve })
+  return { a, b, release }
 }
 
 t.test('an event published on one instance reaches the clients of every instance, with the log\'s id', async (t) => {
@@ -77,12 +91,7 @@ t.test('an id the log cannot answer gets a reset; a log that fails to answer too
 })
 
 t.test('a client that leaves, or a server that closes, while the log is asked: nothing is written after', async (t) => {
-  const log = new SharedLog()
-  const a = await startApp(t, { adapter: log.adapter() })
-  await a.app.pushStream.publish('one')
-  const b = await startApp(t, { adapter: log.adapter() })
-  let release = (): void => {}
-  log.hold = new Promise((resolve) => { release = resolve })
+  const { b, release } = await laterInstanceWithSlowLog(t)
   const leaving = await openStream(`${b.url}/events`, { 'last-event-id': '0-0' })
   const staying = await openStream(`${b.url}/events`, { 'last-event-id': '0-0' })
   t.equal(b.app.pushStream.stats().connections, 2, 'a resuming client counts as connected')
@@ -96,12 +105,7 @@ t.test('a client that leaves, or a server that closes, while the log is asked: n
 })
 
 t.test('events that arrive while the log is asked follow the replay, once each', async (t) => {
-  const log = new SharedLog()
-  const a = await startApp(t, { adapter: log.adapter() })
-  await a.app.pushStream.publish('one')
-  const b = await startApp(t, { adapter: log.adapter() })
-  let release = (): void => {}
-  log.hold = new Promise((resolve) => { release = resolve })
+  const { a, b, release } = await laterInstanceWithSlowLog(t)
   const client = await openStream(`${b.url}/events`, { 'last-event-id': '0-0' })
   const watcher = await openStream(`${b.url}/events`)
   await a.app.pushStream.publish('two')
@@ -142,12 +146,7 @@ t.test('a client ahead of the instance it lands on goes live once that instance 
 })
 
 t.test('events the history no longer holds by the time the log answered: reset', async (t) => {
-  const log = new SharedLog()
-  const a = await startApp(t, { adapter: log.adapter() })
-  await a.app.pushStream.publish('one')
-  const b = await startApp(t, { adapter: log.adapter(), history: 1 })
-  let release = (): void => {}
-  log.hold = new Promise((resolve) => { release = resolve })
+  const { a, b, release } = await laterInstanceWithSlowLog(t, { history: 1 })
   const client = await openStream(`${b.url}/events`, { 'last-event-id': '0-0' })
   const watcher = await openStream(`${b.url}/events`)
   await a.app.pushStream.publish('two')
