@@ -11,7 +11,7 @@ import { once } from 'node:events'
 import { randomUUID } from 'node:crypto'
 import { Redis, type RedisOptions } from 'ioredis'
 import type { AdapterContext, AdapterEvent, AdapterMessage, PushStreamAdapter } from './adapter.js'
-import { FST_PUSH_STREAM_ADAPTER_UNAVAILABLE, errorMessage } from './errors.js'
+import { FST_PUSH_STREAM_ADAPTER_UNAVAILABLE, FST_PUSH_STREAM_INVALID_OPTION, errorMessage } from './errors.js'
 import { compareEventIds, parseEventId, type EventId } from './event-id.js'
 import { toEvents, toFields, type StreamEntry } from './redis-entries.js'
 import {
@@ -114,7 +114,9 @@ class RedisStreamAdapter implements PushStreamAdapter {
   }
 
   async start (context: AdapterContext): Promise<string> {
-    if (this.#state !== 'idle') throw new Error('The Redis adapter can only be started once')
+    if (this.#state !== 'idle') {
+      throw new FST_PUSH_STREAM_INVALID_OPTION('adapter', 'a Redis adapter that was already started', 'a new redisAdapter(...) for each plugin instance (one can only be started once)')
+    }
     this.#state = 'started'
     const { key } = this.#options
     let reader: Redis

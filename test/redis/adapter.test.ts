@@ -170,7 +170,7 @@ t.test('start twice is refused; publish before start and after close rejects wit
   await t.rejects(adapter.publish(message), { code: 'FST_PUSH_STREAM_ADAPTER_UNAVAILABLE', message: /not started/ })
   const context = new RecordingContext()
   await adapter.start(context)
-  await t.rejects(adapter.start(context), /only be started once/)
+  await t.rejects(adapter.start(context), { code: 'FST_PUSH_STREAM_INVALID_OPTION', message: /only be started once/ })
   t.equal(await adapter.lease('generator', 1000), true)
   await adapter.close()
   await t.rejects(adapter.publish(message), { code: 'FST_PUSH_STREAM_ADAPTER_UNAVAILABLE', message: /closed/ })
