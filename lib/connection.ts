@@ -122,8 +122,9 @@ export class Connection {
   /**
    * Writes the events a reconnecting client missed, joined in one buffer
    * (one write, shared with every client that resumes from the same place in
-   * the same tick). A replay may be larger than `maxBufferedBytes`: until the
-   * client has drained it, the limit is the replay plus `maxBufferedBytes`.
+   * the same turn of the event loop). A replay may be larger than
+   * `maxBufferedBytes`: until the client has drained it, the limit is the
+   * replay plus `maxBufferedBytes`.
    */
   writeReplay (replay: Buffer): void {
     if (replay.length === 0) return

@@ -131,7 +131,11 @@ export class PushStream implements PushStreamApi {
   readonly #resuming = new Set<Connection>()
   /** Open streams per client address, for `maxConnectionsPerIp`. */
   readonly #perAddress = new Map<string, number>()
-  /** The joined replays of this tick, by resume point and channels, shared by the clients of a reconnect storm. */
+  /**
+   * Joined replays by resume point and channels, shared by the clients of a
+   * reconnect storm; kept until the next event is published or the current
+   * turn of the event loop ends, whichever comes first.
+   */
   readonly #replays = new Map<string, { buffer: Buffer, count: number }>()
   /**
    * Clients whose id is one this instance has not delivered yet (they came
@@ -351,7 +355,7 @@ export class PushStream implements PushStreamApi {
     const entries = this.#pending
     if (entries.length === 0) return
     this.#pending = []
-    this.#replays.clear()
+    this.#forgetReplays()
     for (const entry of entries) this.#history.append(entry)
     this.#hub.broadcast(entries)
     for (const [connection, lastId] of this.#waiting) {
@@ -373,9 +377,14 @@ export class PushStream implements PushStreamApi {
     let replay = this.#replays.get(key)
     if (replay === undefined) {
       replay = { buffer: Buffer.concat(missed.map((entry) => entry.frame)), count: missed.length }
+      if (this.#replays.size === 0) setImmediate(this.#forgetReplays)
       this.#replays.set(key, replay)
     }
     return replay
+  }
+
+  readonly #forgetReplays = (): void => {
+    this.#replays.clear()
   }
 
   /** Writes the events history holds after `lastId` (found by `since`), or a `reset` when it holds no answer. */
