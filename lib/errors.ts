@@ -1,27 +1,51 @@
 import createError from '@fastify/error'
+import type { FastifyError } from 'fastify'
 
 /**
  * Every error the plugin throws, returns or logs. Each is a named constructor
  * with a stable `code`, so callers can test `err.code` or `instanceof`.
  */
 
+/** An error made by one of the constructors below: a `FastifyError` with a fixed `code` and `statusCode`. */
+export type PushStreamError<C extends string, S extends number> = FastifyError & { code: C, statusCode: S }
+
+/**
+ * The type of every error constructor of the plugin, callable with or without
+ * `new`. Declared here rather than taken from `@fastify/error`, whose
+ * namespace-style types do not resolve under every `moduleResolution`.
+ */
+export interface PushStreamErrorConstructor<C extends string, S extends number> {
+  new (...args: unknown[]): PushStreamError<C, S>
+  (...args: unknown[]): PushStreamError<C, S>
+  readonly prototype: PushStreamError<C, S>
+}
+
+function define<C extends string, S extends number> (code: C, message: string, statusCode: S, Base?: ErrorConstructor): PushStreamErrorConstructor<C, S> {
+  return createError(code, message, statusCode, Base)
+}
+
 /** A plugin option has a value outside what is allowed. Thrown by `register`. */
-export const FST_PUSH_STREAM_INVALID_OPTION = createError(
+export const FST_PUSH_STREAM_INVALID_OPTION = define(
   'FST_PUSH_STREAM_INVALID_OPTION',
   'Invalid option "%s": got %s, expected %s',
   500,
   TypeError
 )
 
-/** The plugin was registered twice on the same Fastify instance. */
-export const FST_PUSH_STREAM_ALREADY_REGISTERED = createError(
+/**
+ * The plugin was registered again in an encapsulation context that already
+ * has it, itself or through a parent (children inherit the decorator).
+ * Sibling contexts may each register their own.
+ */
+export const FST_PUSH_STREAM_ALREADY_REGISTERED = define(
   'FST_PUSH_STREAM_ALREADY_REGISTERED',
-  'fastify-push-stream is already registered on this instance (the "pushStream" decorator exists)',
+  'fastify-push-stream is already registered in this encapsulation context or in one of its parents, ' +
+    'whose "pushStream" decorator this context inherits: register it once per context, in sibling contexts for separate streams',
   500
 )
 
 /** An `event` name is not a non-empty string free of CR, LF and NUL. */
-export const FST_PUSH_STREAM_INVALID_EVENT_NAME = createError(
+export const FST_PUSH_STREAM_INVALID_EVENT_NAME = define(
   'FST_PUSH_STREAM_INVALID_EVENT_NAME',
   'Invalid event name %s: it must be a non-empty string without CR, LF or NUL',
   500,
@@ -29,7 +53,7 @@ export const FST_PUSH_STREAM_INVALID_EVENT_NAME = createError(
 )
 
 /** An `id` or `retry` field given to the encoder would not survive the trip: a multi-line or NUL id, a retry that is not a whole number of milliseconds. */
-export const FST_PUSH_STREAM_INVALID_FIELD = createError(
+export const FST_PUSH_STREAM_INVALID_FIELD = define(
   'FST_PUSH_STREAM_INVALID_FIELD',
   'Invalid "%s" field %s: expected %s',
   500,
@@ -37,7 +61,7 @@ export const FST_PUSH_STREAM_INVALID_FIELD = createError(
 )
 
 /** A channel name is outside the safe set: 1 to 64 of `A-Z a-z 0-9 _ - . :`. */
-export const FST_PUSH_STREAM_INVALID_CHANNEL = createError(
+export const FST_PUSH_STREAM_INVALID_CHANNEL = define(
   'FST_PUSH_STREAM_INVALID_CHANNEL',
   'Invalid channel %s: a channel is 1 to 64 characters from A-Z a-z 0-9 _ - . :',
   400,
@@ -45,80 +69,88 @@ export const FST_PUSH_STREAM_INVALID_CHANNEL = createError(
 )
 
 /** A request asked for more channels than `maxChannels`. */
-export const FST_PUSH_STREAM_TOO_MANY_CHANNELS = createError(
+export const FST_PUSH_STREAM_TOO_MANY_CHANNELS = define(
   'FST_PUSH_STREAM_TOO_MANY_CHANNELS',
   'Too many channels: %s requested, at most %s allowed',
   400
 )
 
 /** The `serialize` function threw, or did not return a string. Nothing was sent. */
-export const FST_PUSH_STREAM_SERIALIZE_FAILED = createError(
+export const FST_PUSH_STREAM_SERIALIZE_FAILED = define(
   'FST_PUSH_STREAM_SERIALIZE_FAILED',
   'Could not serialize the event data: %s',
   500
 )
 
 /** `publish` or `generate` was called after the plugin closed. */
-export const FST_PUSH_STREAM_CLOSED = createError(
+export const FST_PUSH_STREAM_CLOSED = define(
   'FST_PUSH_STREAM_CLOSED',
   'The push stream is closed',
   503
 )
 
 /** The `source` threw or rejected; logged, and the generator goes on. */
-export const FST_PUSH_STREAM_SOURCE_FAILED = createError(
+export const FST_PUSH_STREAM_SOURCE_FAILED = define(
   'FST_PUSH_STREAM_SOURCE_FAILED',
   'The message source failed: %s',
   500
 )
 
 /** The `authorize` option threw or rejected; the request is answered 500. */
-export const FST_PUSH_STREAM_AUTHORIZE_FAILED = createError(
+export const FST_PUSH_STREAM_AUTHORIZE_FAILED = define(
   'FST_PUSH_STREAM_AUTHORIZE_FAILED',
   'The authorize function failed: %s',
   500
 )
 
 /** `authorize` returned false: the request is answered 403. */
-export const FST_PUSH_STREAM_FORBIDDEN = createError(
+export const FST_PUSH_STREAM_FORBIDDEN = define(
   'FST_PUSH_STREAM_FORBIDDEN',
   'Not allowed to subscribe to these channels',
   403
 )
 
 /** `maxConnections` streams are open: the request is answered 503 with Retry-After. */
-export const FST_PUSH_STREAM_TOO_MANY_CONNECTIONS = createError(
+export const FST_PUSH_STREAM_TOO_MANY_CONNECTIONS = define(
   'FST_PUSH_STREAM_TOO_MANY_CONNECTIONS',
   'Too many open streams (maxConnections is %s)',
   503
 )
 
 /** The server is closing: new streams are answered 503 with Retry-After. */
-export const FST_PUSH_STREAM_SHUTTING_DOWN = createError(
+export const FST_PUSH_STREAM_SHUTTING_DOWN = define(
   'FST_PUSH_STREAM_SHUTTING_DOWN',
   'The server is shutting down',
   503
 )
 
 /** More streams from one client address than `maxConnectionsPerIp`: the request is answered 503 with Retry-After. */
-export const FST_PUSH_STREAM_TOO_MANY_CONNECTIONS_PER_IP = createError(
+export const FST_PUSH_STREAM_TOO_MANY_CONNECTIONS_PER_IP = define(
   'FST_PUSH_STREAM_TOO_MANY_CONNECTIONS_PER_IP',
   'Too many open streams from this address (maxConnectionsPerIp is %s)',
   503
 )
 
 /** The adapter's engine (Redis) cannot be reached: nothing was published, or the adapter could not start. */
-export const FST_PUSH_STREAM_ADAPTER_UNAVAILABLE = createError(
+export const FST_PUSH_STREAM_ADAPTER_UNAVAILABLE = define(
   'FST_PUSH_STREAM_ADAPTER_UNAVAILABLE',
   'The adapter\'s engine cannot be reached: %s',
   503
 )
 
 /** `client: true` was given but the built browser client was not found (the package was not built). */
-export const FST_PUSH_STREAM_CLIENT_MISSING = createError(
+export const FST_PUSH_STREAM_CLIENT_MISSING = define(
   'FST_PUSH_STREAM_CLIENT_MISSING',
   'The browser client is not built: none of %s exists (run `npm run build`)',
   500
+)
+
+/** The options argument of `publish` is not an object (for example an event name given as a string). */
+export const FST_PUSH_STREAM_INVALID_PUBLISH_OPTIONS = define(
+  'FST_PUSH_STREAM_INVALID_PUBLISH_OPTIONS',
+  'Invalid publish options: got %s, expected an object such as { event, channel }',
+  500,
+  TypeError
 )
 
 /** A short text for an error message: the value's type and a bounded preview. */
