@@ -7,6 +7,7 @@ import {
   FST_PUSH_STREAM_CLOSED,
   FST_PUSH_STREAM_INVALID_CHANNEL,
   FST_PUSH_STREAM_INVALID_OPTION,
+  FST_PUSH_STREAM_INVALID_PUBLISH_OPTIONS,
   FST_PUSH_STREAM_SERIALIZE_FAILED,
   describe,
   errorMessage
@@ -84,25 +85,44 @@ export interface PushStreamStats {
 }
 
 /**
- * What `publish` returns: the event itself with the in-memory engine (the
- * default), a promise of it with an adapter. `await` works with both.
+ * What `publish` returns, with every engine: a promise of the event as
+ * published. Kept as a name for code written against earlier versions.
  */
-export type Published<T> = PublishedEvent<T> | Promise<PublishedEvent<T>>
+export type Published<T> = Promise<PublishedEvent<T>>
 
 /** The `fastify.pushStream` decorator. */
 export interface PushStreamApi {
   /**
    * Publishes one event to every subscriber of its channel and records it for
    * replay. Strings are sent as they are; anything else goes through `serialize`.
-   * Throws a named error (and sends nothing) for a bad event name, channel or
-   * data; with an adapter, the returned promise rejects instead.
+   * Bad input throws a named error at once, with every engine, and sends
+   * nothing: a bad event name, channel, options argument or data, or a call
+   * after close. Otherwise it returns a promise of the event with its id,
+   * which resolves at once with the in-memory engine and once the engine has
+   * stored the event with an adapter (it rejects only when the engine fails).
    */
-  publish<T>(data: T, options?: PublishOptions): Published<T>
+  publish<T>(data: T, options?: PublishOptions): Promise<PublishedEvent<T>>
   /** Pulls one message from the source and publishes it; `undefined` when the source gave none. */
   generate(): Promise<PublishedEvent | undefined>
   /** Counters since the plugin started. */
   stats(): PushStreamStats
 }
+
+/** The keys `publish` accepts in its options. */
+const PUBLISH_OPTION_KEYS: ReadonlySet<string> = new Set<keyof PublishOptions>(['event', 'channel'])
+
+/** Throws `FST_PUSH_STREAM_INVALID_PUBLISH_OPTIONS` unless `options` is an object with only known keys. */
+function assertPublishOptions (options: unknown): asserts options is PublishOptions {
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
+    throw new FST_PUSH_STREAM_INVALID_PUBLISH_OPTIONS(describe(options))
+  }
+  for (const key of Object.keys(options)) {
+    if (!PUBLISH_OPTION_KEYS.has(key)) throw new FST_PUSH_STREAM_INVALID_PUBLISH_OPTIONS(`an object with the unknown key ${describe(key)}`)
+  }
+}
+
+/** An event checked and serialized, ready to be given an id. */
+interface Prepared { event: string | undefined, channel: string, text: string }
 
 function isSourceMessage (value: unknown): value is { data: unknown, event?: string, channel?: string } {
   if (typeof value !== 'object' || value === null || Array.isArray(value) || !('data' in value)) return false
@@ -192,14 +212,15 @@ export class PushStream implements PushStreamApi {
     return this.#perAddress.get(address) ?? 0
   }
 
-  publish<T>(data: T, options: PublishOptions = {}): Published<T> {
-    if (this.#adapter !== undefined) return this.#publishShared(this.#adapter, data, options)
+  publish<T>(data: T, options?: PublishOptions): Promise<PublishedEvent<T>> {
+    // Checked before anything asynchronous, so bad input throws alike with every engine.
     const { event, channel, text } = this.#prepare(data, options)
+    if (this.#adapter !== undefined) return this.#publishShared(this.#adapter, { event, channel, text }, data)
     const id = this.#clock.next()
     const idText = formatEventId(id)
     this.#published++
     this.#enqueue({ id, idText, channel, frame: encodeEvent({ id: idText, event, data: text }) })
-    return { id: idText, event, channel, data }
+    return Promise.resolve({ id: idText, event, channel, data })
   }
 
   async generate (): Promise<PublishedEvent | undefined> {
@@ -296,8 +317,9 @@ export class PushStream implements PushStreamApi {
   }
 
   /** Validates and serializes what `publish` was given; throws the named error for bad input. */
-  #prepare (data: unknown, options: PublishOptions): { event: string | undefined, channel: string, text: string } {
+  #prepare (data: unknown, options: PublishOptions = {}): Prepared {
     if (this.#closed) throw new FST_PUSH_STREAM_CLOSED()
+    assertPublishOptions(options)
     const { event } = options
     if (event !== undefined) assertEventName(event)
     const channel = options.channel ?? DEFAULT_CHANNEL
@@ -306,8 +328,7 @@ export class PushStream implements PushStreamApi {
   }
 
   /** `publish` through an adapter: the event reaches subscribers, here too, when the adapter delivers it back. */
-  async #publishShared<T> (adapter: PushStreamAdapter, data: T, options: PublishOptions): Promise<PublishedEvent<T>> {
-    const { event, channel, text } = this.#prepare(data, options)
+  async #publishShared<T> (adapter: PushStreamAdapter, { event, channel, text }: Prepared, data: T): Promise<PublishedEvent<T>> {
     let id: string
     try {
       id = await adapter.publish({ channel, event, data: text })
@@ -461,7 +482,7 @@ export class PushStream implements PushStreamApi {
     return text
   }
 
-  #publishFromSource (value: unknown): Published<unknown> {
+  #publishFromSource (value: unknown): Promise<PublishedEvent> {
     if (!isSourceMessage(value)) return this.publish(value)
     return this.publish(value.data, { event: value.event, channel: value.channel })
   }

@@ -29,8 +29,10 @@ function publishDue (): void {
   while (published < due) {
     const c = channels[Math.floor(Math.random() * channels.length)] as string
     const list = ids[c] as string[]
-    const event = app.pushStream.publish({ c, s: list.length, t: now() }, { channel: c }) as { id: string }
-    list.push(event.id)
+    const s = list.length
+    // The id is known once the promise settles; the slot keeps the order of publishing.
+    list.push('')
+    app.pushStream.publish({ c, s, t: now() }, { channel: c }).then((event) => { list[s] = event.id }, () => {})
     published++
   }
 }

@@ -3,7 +3,7 @@ import { StreamClient, idOf, openStream, request, startApp, startAppClosingDurin
 
 t.test('?handshake=1: a fresh stream opens with a push-stream:open event carrying retry and the starting id', async (t) => {
   const { app, url } = await startApp(t, { retry: 1234 })
-  const before = idOf(app.pushStream.publish('before'))
+  const before = await idOf(app.pushStream.publish('before'))
   const client = await openStream(`${url}/events?handshake=1`)
   t.teardown(() => client.close())
   const [open] = await client.take(1)
@@ -17,7 +17,7 @@ t.test('?handshake=1: a fresh stream opens with a push-stream:open event carryin
 
 t.test('?handshake=1 when resuming: the open event has no id, then the replay', async (t) => {
   const { app, url } = await startApp(t)
-  const first = idOf(app.pushStream.publish('one'))
+  const first = await idOf(app.pushStream.publish('one'))
   app.pushStream.publish('two')
   const client = await openStream(`${url}/events?handshake=1&lastEventId=${first}`)
   t.teardown(() => client.close())
@@ -30,7 +30,7 @@ t.test('?handshake=1 when resuming: the open event has no id, then the replay', 
 
 t.test('?handshake=1 with an unknown id: open event, then reset', async (t) => {
   const { app, url } = await startApp(t)
-  const newest = idOf(app.pushStream.publish('x'))
+  const newest = await idOf(app.pushStream.publish('x'))
   const client = await openStream(`${url}/events?handshake=1&lastEventId=1-1`)
   t.teardown(() => client.close())
   const [open, reset] = await client.take(2)

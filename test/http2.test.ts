@@ -26,7 +26,7 @@ t.test('over HTTP/2: many streams on one connection, no Connection header, no wa
     t.equal(h['x-custom'], 'kept')
   }
   t.equal(app.pushStream.stats().connections, 50)
-  const first = idOf(app.pushStream.publish('one'))
+  const first = await idOf(app.pushStream.publish('one'))
   app.pushStream.publish('two', { event: 'named' })
   for (const s of streams) t.same((await s.take(2)).map((e) => [e.event, e.data]), [[undefined, 'one'], ['named', 'two']])
 

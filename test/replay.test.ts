@@ -24,7 +24,7 @@ t.test('a fresh client is told where it starts; reconnecting with that id replay
 
 t.test('the lastEventId query resumes like the header (the first one if named twice); the header wins when both are given', async (t) => {
   const { app, url } = await startApp(t)
-  const ids = [1, 2, 3, 4].map((n) => idOf(app.pushStream.publish(`e${n}`)))
+  const ids = await Promise.all([1, 2, 3, 4].map((n) => idOf(app.pushStream.publish(`e${n}`))))
   const byQuery = await openStream(`${url}/events?lastEventId=${ids[1]}&lastEventId=${ids[3]}`)
   const both = await openStream(`${url}/events?lastEventId=${ids[0]}`, { 'last-event-id': ids[2] as string })
   t.teardown(() => { byQuery.close(); both.close() })
@@ -35,7 +35,7 @@ t.test('the lastEventId query resumes like the header (the first one if named tw
 
 t.test('replay only carries the events of the client\'s channels', async (t) => {
   const { app, url } = await startApp(t)
-  const start = idOf(app.pushStream.publish('start', { channel: 'a' }))
+  const start = await idOf(app.pushStream.publish('start', { channel: 'a' }))
   app.pushStream.publish('b1', { channel: 'b' })
   app.pushStream.publish('a1', { channel: 'a' })
   app.pushStream.publish('c1', { channel: 'c' })
@@ -47,7 +47,7 @@ t.test('replay only carries the events of the client\'s channels', async (t) => 
 
 t.test('an id the server cannot answer for gets one reset event, then live events, never a replay', async (t) => {
   const { app, url } = await startApp(t, { history: 3 })
-  const ids = [1, 2, 3, 4, 5].map((n) => idOf(app.pushStream.publish(`e${n}`)))
+  const ids = await Promise.all([1, 2, 3, 4, 5].map((n) => idOf(app.pushStream.publish(`e${n}`))))
   let newest = ids[4] as string
   const hostile = [
     ids[0] as string, // older than the history holds
@@ -64,7 +64,7 @@ t.test('an id the server cannot answer for gets one reset event, then live event
     t.equal(reset?.event, 'reset', lastEventId.slice(0, 20))
     t.equal(reset?.id, newest, 'the reset moves the client to the newest id')
     t.same(JSON.parse(reset?.data ?? ''), { reason: 'unknown-last-event-id' })
-    newest = idOf(app.pushStream.publish('live'))
+    newest = await idOf(app.pushStream.publish('live'))
     const [, live] = await client.take(2)
     t.equal(live?.data, 'live', 'nothing was replayed before the live event')
     client.close()
@@ -80,8 +80,8 @@ t.test('an id the server cannot answer for gets one reset event, then live event
 
 t.test('history 0 keeps nothing: a client that missed events gets a reset, one that missed none does not', async (t) => {
   const { app, url } = await startApp(t, { history: 0 })
-  const a = idOf(app.pushStream.publish('a'))
-  const b = idOf(app.pushStream.publish('b'))
+  const a = await idOf(app.pushStream.publish('a'))
+  const b = await idOf(app.pushStream.publish('b'))
   const behind = await openStream(`${url}/events`, { 'last-event-id': a })
   const current = await openStream(`${url}/events`, { 'last-event-id': b })
   t.teardown(() => { behind.close(); current.close() })

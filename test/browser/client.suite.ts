@@ -41,7 +41,7 @@ t.test('connecting, open; jittered backoff while the server is unreachable; back
     (log, names) => names.every((n) => log.some((e) => e.client === n && e.state === 'open')), clients)))
   await until(() => app.pushStream.stats().connections === 20, 'the server sees 20 streams')
 
-  const published = [idOf(app.pushStream.publish({ n: 1 })), idOf(app.pushStream.publish({ n: 2 }, { event: 'chat' }))]
+  const published = [await idOf(app.pushStream.publish({ n: 1 })), await idOf(app.pushStream.publish({ n: 2 }, { event: 'chat' }))]
   const haveMessages = (log: LogEntry[], arg: { names: string[], n: number }): boolean =>
     arg.names.every((n) => log.filter((e) => e.client === n && e.type === 'message').length >= arg.n)
   await Promise.all(pages.map((page) => waitForLog(page, 'two events each', haveMessages, { names: clients, n: 2 })))
@@ -61,7 +61,7 @@ t.test('connecting, open; jittered backoff while the server is unreachable; back
 
   // Published while every client is away: they come back through replay.
   await until(() => app.pushStream.stats().connections === 0, 'every stream gone')
-  published.push(idOf(app.pushStream.publish({ n: 3 })), idOf(app.pushStream.publish('four')), idOf(app.pushStream.publish({ n: 5 })))
+  published.push(await idOf(app.pushStream.publish({ n: 3 })), await idOf(app.pushStream.publish('four')), await idOf(app.pushStream.publish({ n: 5 })))
   server.setDown(false)
   await Promise.all(pages.map((page) => waitForLog(page, 'every client back open with five events',
     (log, names) => names.every((n) => {
@@ -155,7 +155,7 @@ t.test('pause() and resume() continue from the last id; a reload with persist re
   const page = await openPage(context, server.origin)
   await open(page, 'a', '/events', { persist: true, typed: ['chat'] })
   await waitForLog(page, 'open', (log) => log.some((e) => e.state === 'open'), null)
-  const ids = [idOf(app.pushStream.publish({ text: 'one' }, { event: 'chat' }))]
+  const ids = [await idOf(app.pushStream.publish({ text: 'one' }, { event: 'chat' }))]
   await waitForLog(page, 'first event', (log) => log.some((e) => e.type === 'message'), null)
 
   // Resumed with nothing missed: the opening event carries no id, and the known one stays.
@@ -167,10 +167,10 @@ t.test('pause() and resume() continue from the last id; a reload with persist re
   await invoke(page, 'a', 'pause')
   t.equal((await handle(page, 'a')).state, 'paused')
   await until(() => app.pushStream.stats().connections === 0, 'the paused client disconnected')
-  ids.push(idOf(app.pushStream.publish({ text: 'two' }, { event: 'chat' })), idOf(app.pushStream.publish('three')))
+  ids.push(await idOf(app.pushStream.publish({ text: 'two' }, { event: 'chat' })), await idOf(app.pushStream.publish('three')))
   await invoke(page, 'a', 'resume')
   await waitForLog(page, 'three events', (log) => log.filter((e) => e.type === 'message').length >= 3, null)
-  ids.push(idOf(app.pushStream.publish({ text: 'four' }, { event: 'chat' })))
+  ids.push(await idOf(app.pushStream.publish({ text: 'four' }, { event: 'chat' })))
   await waitForLog(page, 'four events', (log) => log.filter((e) => e.type === 'message').length >= 4, null)
   let log = await logOf(page, 'a')
   t.same(messageIds(log), ids, 'each event once, in order, across the pause')
@@ -181,13 +181,13 @@ t.test('pause() and resume() continue from the last id; a reload with persist re
   // Published while the page reloads: the new page resumes from the id kept in sessionStorage.
   const reloading = page.reload()
   await until(() => app.pushStream.stats().connections === 0, 'the old page gone')
-  const during = [idOf(app.pushStream.publish('five'))]
+  const during = [await idOf(app.pushStream.publish('five'))]
   await reloading
   await page.waitForFunction(() => (window as unknown as { __ready?: boolean }).__ready === true, undefined, { timeout: 10000 })
-  during.push(idOf(app.pushStream.publish('six')))
+  during.push(await idOf(app.pushStream.publish('six')))
   await open(page, 'a', '/events', { persist: true })
   await waitForLog(page, 'two events after the reload', (log) => log.filter((e) => e.type === 'message').length >= 2, null)
-  ids.push(idOf(app.pushStream.publish('seven')))
+  ids.push(await idOf(app.pushStream.publish('seven')))
   await waitForLog(page, 'three events after the reload', (log) => log.filter((e) => e.type === 'message').length >= 3, null)
   log = await logOf(page, 'a')
   t.same(messageIds(log), [...during, ids.at(-1)], 'the events of the reload, once, then live')
@@ -224,7 +224,7 @@ t.test('a push-stream:retry answer is a transient failure: never open, back no s
   t.equal(app.pushStream.stats().connections, 1)
   await invoke(page, 'first', 'close')
   await waitForLog(page, 'second open', (log) => log.some((e) => e.client === 'second' && e.state === 'open'), null)
-  const id = idOf(app.pushStream.publish('hello'))
+  const id = await idOf(app.pushStream.publish('hello'))
   await waitForLog(page, 'second gets the event', (log) => log.some((e) => e.client === 'second' && e.type === 'message'), null)
   const log = await logOf(page, 'second')
   const seq = states(log)
@@ -259,7 +259,7 @@ t.test('shareAcrossTabs: one connection for five tabs; when the leader goes, ano
     t.equal(last.leader, i === leaderIndex, `tab ${i}: its open state says whether it leads`)
   }
 
-  const ids = [1, 2, 3].map((n) => idOf(app.pushStream.publish({ n }, { channel: 'room' })))
+  const ids = await Promise.all([1, 2, 3].map((n) => idOf(app.pushStream.publish({ n }, { channel: 'room' }))))
   const haveIds = (log: LogEntry[], want: string[]): boolean => {
     const got = log.filter((e) => e.type === 'message').map((e) => e.id)
     return want.every((id) => got.includes(id))
@@ -270,7 +270,7 @@ t.test('shareAcrossTabs: one connection for five tabs; when the leader goes, ano
   const closedAt = Date.now()
   await leaderPage.close()
   // Published while no tab leads: the next leader resumes from its last id and gets them by replay.
-  ids.push(...[4, 5].map((n) => idOf(app.pushStream.publish({ n }, { channel: 'room' }))))
+  ids.push(...await Promise.all([4, 5].map((n) => idOf(app.pushStream.publish({ n }, { channel: 'room' })))))
   const leads = (log: LogEntry[]): boolean => log.some((e) => e.type === 'state' && e.leader === true)
   const newLeader = await Promise.any(followers.map(async (page) => {
     await waitForLog(page, 'a new leader', leads, null, 5000)
@@ -280,7 +280,7 @@ t.test('shareAcrossTabs: one connection for five tabs; when the leader goes, ano
   t.ok(takeover.time - closedAt < 1000, `a tab leads ${takeover.time - closedAt} ms after the leader closed`)
   await Promise.all(followers.map((page) => waitForLog(page, 'open again', isOpen, null)))
   await until(() => app.pushStream.stats().connections === 1, 'one connection again')
-  ids.push(...[6, 7].map((n) => idOf(app.pushStream.publish({ n }, { channel: 'room' }))))
+  ids.push(...await Promise.all([6, 7].map((n) => idOf(app.pushStream.publish({ n }, { channel: 'room' })))))
   await Promise.all(followers.map((page) => waitForLog(page, 'seven events', haveIds, ids)))
   for (const page of followers) {
     t.same(messageIds(await logOf(page, 'tab')), ids, `${page === newLeader ? 'new leader' : 'follower'}: every event once, in order`)
@@ -289,7 +289,7 @@ t.test('shareAcrossTabs: one connection for five tabs; when the leader goes, ano
   // A follower's pause only stops its own delivery; the shared connection goes on.
   const quiet = followers.find((page) => page !== newLeader) as Page
   await invoke(quiet, 'tab', 'pause')
-  ids.push(idOf(app.pushStream.publish({ n: 8 }, { channel: 'room' })))
+  ids.push(await idOf(app.pushStream.publish({ n: 8 }, { channel: 'room' })))
   await Promise.all(followers.filter((page) => page !== quiet).map((page) => waitForLog(page, 'event 8', haveIds, ids)))
   t.equal(app.pushStream.stats().connections, 1)
   t.same(messageIds(await logOf(quiet, 'tab')), ids.slice(0, 7), 'the paused tab got nothing more')
@@ -310,7 +310,7 @@ t.test('shareAcrossTabs without Web Locks: each tab connects on its own', async 
   for (const page of pages) await open(page, 'tab', '/events', { shareAcrossTabs: true })
   await Promise.all(pages.map((page) => waitForLog(page, 'open', (log) => log.some((e) => e.state === 'open'), null)))
   await until(() => app.pushStream.stats().connections === 2, 'one connection per tab')
-  const id = idOf(app.pushStream.publish('hi'))
+  const id = await idOf(app.pushStream.publish('hi'))
   await Promise.all(pages.map((page) => waitForLog(page, 'the event', (log) => log.some((e) => e.type === 'message'), null)))
   for (const page of pages) {
     t.same(messageIds(await logOf(page, 'tab')), [id])

@@ -25,7 +25,9 @@ export async function usage (): Promise<void> {
   await app.register(pushStream, { source: ['a', 'b'] })
   await app.register(pushStream, { source: (async function * () { yield 1 })() })
 
-  const ev: PublishedEvent<{ text: string }> = await app.pushStream.publish({ text: 'hi' }, { event: 'chat', channel: 'room-1' })
+  // One type with every engine: a promise of the event.
+  const returned: Promise<PublishedEvent<{ text: string }>> = app.pushStream.publish({ text: 'hi' }, { event: 'chat', channel: 'room-1' })
+  const ev = await returned
   const id: string = ev.id
   const channel: string = ev.channel
   const text: string = ev.data.text
@@ -44,6 +46,10 @@ export async function usage (): Promise<void> {
   app.pushStream.publish('x', { event: 1 })
   // @ts-expect-error ids are assigned by the plugin, never by the caller
   app.pushStream.publish('x', { id: '1' })
+  // @ts-expect-error the event is read once the promise has settled
+  console.log(app.pushStream.publish('x').id)
+  // @ts-expect-error the options are an object, not an event name
+  await app.pushStream.publish('x', 'chat')
   // @ts-expect-error stats has no such counter
   console.log(app.pushStream.stats().dropped)
   // @ts-expect-error authorize receives the channels as strings
