@@ -1,10 +1,11 @@
-import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
+import type { FastifyInstance, FastifyPluginAsync, RegisterOptions, RouteOptions } from 'fastify'
 import fp from 'fastify-plugin'
 import { clientScriptHandler, loadClientScript } from './client-script.js'
 import { FST_PUSH_STREAM_ALREADY_REGISTERED } from './errors.js'
-import { resolveOptions, type PushStreamOptions } from './options.js'
+import { resolveOptions, resolveRegisterOptions, type PushStreamOptions } from './options.js'
 import { PushStream, type PushStreamApi } from './push-stream.js'
 import { streamHandler } from './route.js'
+import { acceptEveryRequest, streamRouteSchema } from './route-schema.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -13,9 +14,10 @@ declare module 'fastify' {
   }
 }
 
-const pushStreamPlugin: FastifyPluginAsync<PushStreamOptions> = async function pushStreamPlugin (fastify: FastifyInstance, opts: PushStreamOptions) {
+const pushStreamPlugin: FastifyPluginAsync<PushStreamOptions> = async function pushStreamPlugin (fastify: FastifyInstance, opts: PushStreamOptions & RegisterOptions) {
   if (fastify.hasDecorator('pushStream')) throw new FST_PUSH_STREAM_ALREADY_REGISTERED()
   const options = resolveOptions(opts)
+  const register = resolveRegisterOptions(opts)
   const core = new PushStream(options, fastify.log)
 
   const api: PushStreamApi = Object.freeze({
@@ -25,10 +27,22 @@ const pushStreamPlugin: FastifyPluginAsync<PushStreamOptions> = async function p
   })
   fastify.decorate('pushStream', api)
 
-  fastify.get(options.path, { exposeHeadRoute: false }, streamHandler(core, options))
-  if (options.client) {
-    fastify.get(`${options.path.replace(/\/$/, '')}/client.js`, clientScriptHandler(loadClientScript()))
-  }
+  // In a child context, since Fastify applies `prefix` (and `logLevel`) to a plugin's own routes only, not to an fp-wrapped one's.
+  fastify.register(async function pushStreamRoutes (routes) {
+    routes.route({
+      ...options.route,
+      method: 'GET',
+      url: options.path,
+      exposeHeadRoute: false,
+      schema: streamRouteSchema(options.maxChannels, options.route?.schema),
+      validatorCompiler: acceptEveryRequest,
+      handler: streamHandler(core, options)
+    } as RouteOptions)
+    if (options.client) {
+      // Hidden from OpenAPI documents, as a static file is: it is no API.
+      routes.get(`${options.path.replace(/\/$/, '')}/client.js`, { schema: { hide: true } as object }, clientScriptHandler(loadClientScript()))
+    }
+  }, register)
 
   fastify.addHook('onReady', async () => core.start())
   // Open streams would keep server.close() waiting forever: end them first.

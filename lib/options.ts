@@ -1,6 +1,7 @@
-import type { FastifyRequest } from 'fastify'
+import type { FastifyRequest, RegisterOptions, RouteShorthandOptions } from 'fastify'
 import type { PushStreamAdapter } from './adapter.js'
 import { FST_PUSH_STREAM_INVALID_OPTION, describe } from './errors.js'
+import { nearestName } from './nearest-name.js'
 import { randomMessages } from './random-source.js'
 
 /** What `source` may return or yield to set the event name and channel as well as the data. */
@@ -21,6 +22,17 @@ export type MessageSource =
 
 /** Decides whether a request may subscribe to `channels`; false answers 403. */
 export type Authorize = (request: FastifyRequest, channels: string[]) => boolean | Promise<boolean>
+
+/**
+ * Fastify route options for the stream route: hooks (`onRequest`,
+ * `preHandler`, …), `config`, `logLevel`, `constraints`, `schema` additions
+ * and the like. Not `method`, `url`, `path` or `handler`, which the plugin
+ * sets, nor what would change how the request is checked.
+ */
+export type PushStreamRouteOptions = Omit<RouteShorthandOptions, 'exposeHeadRoute' | 'validatorCompiler' | 'attachValidation' | 'schemaErrorFormatter'> & {
+  /** Only `false`: a HEAD request would open a stream. */
+  exposeHeadRoute?: false
+}
 
 /** The options of `fastify.register(pushStream, options)`. */
 export interface PushStreamOptions {
@@ -52,12 +64,15 @@ export interface PushStreamOptions {
   client?: boolean
   /** The engine that carries events between instances, e.g. `redisAdapter(...)`. Default: this process only. */
   adapter?: PushStreamAdapter
+  /** Fastify route options added to the stream route's definition (its schema is added to the default one). Default `{}`. */
+  route?: PushStreamRouteOptions
 }
 
 /** Options after defaults and validation. */
-export interface ResolvedOptions extends Required<Omit<PushStreamOptions, 'authorize' | 'adapter'>> {
+export interface ResolvedOptions extends Required<Omit<PushStreamOptions, 'authorize' | 'adapter' | 'route'>> {
   authorize: Authorize | undefined
   adapter: PushStreamAdapter | undefined
+  route: PushStreamRouteOptions | undefined
 }
 
 /** The defaults, as documented. */
@@ -95,8 +110,28 @@ function isIterable (value: unknown): value is MessageSource {
     (Symbol.asyncIterator in value || Symbol.iterator in value)
 }
 
-/** Applies the defaults and throws `FST_PUSH_STREAM_INVALID_OPTION` for the first bad value. */
+/** The options Fastify itself reads from `register`'s options, which reach the plugin too. */
+export const REGISTER_OPTION_NAMES: readonly string[] = Object.freeze(['prefix', 'logLevel', 'logSerializers'])
+
+/** Every option the plugin accepts, in the order they are listed when a key is unknown. */
+export const OPTION_NAMES: readonly string[] = Object.freeze([
+  ...Object.keys(defaults), 'source', 'serialize', 'authorize', 'adapter', 'route', ...REGISTER_OPTION_NAMES
+])
+
+/** Throws `FST_PUSH_STREAM_INVALID_OPTION` for a key that is no option, naming the one most likely meant. */
+function assertKnownOptions (options: object): void {
+  for (const key of Object.keys(options)) {
+    if (OPTION_NAMES.includes(key)) continue
+    const meant = nearestName(key, OPTION_NAMES)
+    throw new FST_PUSH_STREAM_INVALID_OPTION(key, 'an unknown option', meant === undefined
+      ? `one of ${OPTION_NAMES.join(', ')}`
+      : `a known option (did you mean "${meant}"?)`)
+  }
+}
+
+/** Applies the defaults and throws `FST_PUSH_STREAM_INVALID_OPTION` for an unknown key or the first bad value. */
 export function resolveOptions (options: PushStreamOptions = {}): ResolvedOptions {
+  assertKnownOptions(options)
   const given = { ...defaults, ...stripUndefined(options) }
   if (typeof given.path !== 'string' || !given.path.startsWith('/')) {
     throw new FST_PUSH_STREAM_INVALID_OPTION('path', describe(given.path), 'a string starting with "/"')
@@ -129,7 +164,8 @@ export function resolveOptions (options: PushStreamOptions = {}): ResolvedOption
     source,
     serialize,
     authorize: options.authorize,
-    adapter: options.adapter
+    adapter: options.adapter,
+    route: routeOptions(options.route)
   }
 }
 
@@ -143,4 +179,77 @@ function isAdapter (value: unknown): value is PushStreamAdapter {
 /** The options without the keys whose value is undefined, so defaults apply to them. */
 export function stripUndefined<T extends object> (options: T): Partial<T> {
   return Object.fromEntries(Object.entries(options).filter(([, value]) => value !== undefined)) as Partial<T>
+}
+
+/** Why a route option the plugin sets itself cannot be given. */
+const REFUSED_ROUTE_OPTIONS: Readonly<Record<string, string>> = Object.freeze({
+  method: 'the stream route is always GET',
+  url: 'the "path" option sets the URL',
+  path: 'the "path" option sets the URL',
+  handler: 'the plugin answers the stream route itself',
+  exposeHeadRoute: 'false or nothing, since a HEAD request would open a stream',
+  validatorCompiler: 'the plugin checks the query itself, and the route\'s request schema is documentation only',
+  attachValidation: 'the plugin checks the query itself, and the route\'s request schema is documentation only',
+  schemaErrorFormatter: 'the plugin checks the query itself, and the route\'s request schema is documentation only'
+})
+
+/** Fastify's route options: a key close to one of these but not one of them is taken for a misspelling. */
+const ROUTE_OPTION_NAMES: readonly string[] = Object.freeze([
+  ...Object.keys(REFUSED_ROUTE_OPTIONS), 'schema', 'serializerCompiler', 'bodyLimit', 'handlerTimeout',
+  'logLevel', 'logSerializers', 'config', 'constraints', 'prefixTrailingSlash', 'errorHandler', 'childLoggerFactory',
+  'onRequest', 'preParsing', 'preValidation', 'preHandler', 'preSerialization', 'onSend', 'onResponse',
+  'onTimeout', 'onError', 'onRequestAbort'
+])
+
+/** The schema parts the plugin merges with its own: each must be an object. */
+const MERGED_SCHEMA_PARTS = ['querystring', 'headers', 'response'] as const
+
+function isPlainObject (value: unknown): value is Record<string, unknown> {
+  if (typeof value !== 'object' || value === null) return false
+  const prototype = Object.getPrototypeOf(value)
+  return prototype === Object.prototype || prototype === null
+}
+
+/** The `route` option, checked: a plain object without the keys the plugin sets, nor a misspelt Fastify route option. */
+function routeOptions (value: unknown): PushStreamRouteOptions | undefined {
+  if (value === undefined) return undefined
+  if (!isPlainObject(value)) throw new FST_PUSH_STREAM_INVALID_OPTION('route', describe(value), 'a plain object of Fastify route options')
+  for (const [key, given] of Object.entries(stripUndefined(value))) {
+    if (Object.hasOwn(REFUSED_ROUTE_OPTIONS, key) && !(key === 'exposeHeadRoute' && given === false)) {
+      throw new FST_PUSH_STREAM_INVALID_OPTION(`route.${key}`, describe(given), `it left out: ${REFUSED_ROUTE_OPTIONS[key]}`)
+    }
+    // Far from every Fastify option, a key may be another plugin's route option: it is passed on.
+    const meant = ROUTE_OPTION_NAMES.includes(key) ? undefined : nearestName(key, ROUTE_OPTION_NAMES)
+    if (meant !== undefined) {
+      throw new FST_PUSH_STREAM_INVALID_OPTION(`route.${key}`, 'an unknown route option', `a Fastify route option (did you mean "${meant}"?)`)
+    }
+  }
+  const schema = value.schema
+  if (schema === undefined) return value
+  if (!isPlainObject(schema)) throw new FST_PUSH_STREAM_INVALID_OPTION('route.schema', describe(schema), 'a plain object')
+  for (const part of MERGED_SCHEMA_PARTS) {
+    if (schema[part] !== undefined && !isPlainObject(schema[part])) {
+      throw new FST_PUSH_STREAM_INVALID_OPTION(`route.schema.${part}`, describe(schema[part]), 'a plain object')
+    }
+  }
+  return value
+}
+
+/**
+ * Fastify's own register options (`prefix`, `logLevel`, `logSerializers`),
+ * checked, to add the plugin's routes under as Fastify would for any plugin;
+ * throws `FST_PUSH_STREAM_INVALID_OPTION` for the first bad value.
+ */
+export function resolveRegisterOptions (options: RegisterOptions = {}): RegisterOptions {
+  const { prefix, logLevel, logSerializers } = options
+  if (prefix !== undefined && typeof prefix !== 'string') {
+    throw new FST_PUSH_STREAM_INVALID_OPTION('prefix', describe(prefix), 'a string')
+  }
+  if (logLevel !== undefined && typeof logLevel !== 'string') {
+    throw new FST_PUSH_STREAM_INVALID_OPTION('logLevel', describe(logLevel), 'a log level name')
+  }
+  if (logSerializers !== undefined && !isPlainObject(logSerializers)) {
+    throw new FST_PUSH_STREAM_INVALID_OPTION('logSerializers', describe(logSerializers), 'a plain object of functions')
+  }
+  return stripUndefined({ prefix, logLevel, logSerializers })
 }
