@@ -2,5 +2,5 @@ import neostandard from 'neostandard'
 
 export default neostandard({
   ts: true,
-  ignores: ['.node24/**', 'dist/**', 'coverage/**', '.tap/**', 'node_modules/**']
+  ignores: ['.readme-check-*/**', '.node24/**', 'dist/**', 'coverage/**', '.tap/**', 'node_modules/**']
 })
