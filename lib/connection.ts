@@ -1,5 +1,7 @@
 import type { ServerResponse, OutgoingHttpHeaders } from 'node:http'
 import type { Http2ServerResponse } from 'node:http2'
+import { Socket } from 'node:net'
+import type { Readable } from 'node:stream'
 
 /** The raw response a stream writes to, over HTTP/1.1 or HTTP/2. */
 export type RawResponse = ServerResponse | Http2ServerResponse
@@ -29,6 +31,14 @@ const CONNECTION = Symbol('fastify-push-stream.connection')
 /** Why a connection ended. */
 export type CloseReason = 'client' | 'slow' | 'server'
 
+/** What a connection keeps of its request for the log line of its end. */
+export interface StreamLog {
+  debug: (obj: object, msg: string) => void
+}
+
+/** A response made by `fastify.inject()` (light-my-request): its body goes to a stream the caller reads. */
+interface InjectedResponse { _lightMyRequest?: { stream?: Readable } }
+
 /**
  * One client's stream: writes frames to the raw response, ends it when the
  * client falls more than `maxBufferedBytes` behind, and reports its own end
@@ -50,15 +60,25 @@ export class Connection {
   #limit: number
   /** Set by every write; the heartbeat skips connections that were written to. */
   wroteSinceHeartbeat = false
+  /** Bytes handed to the client's stream (the headers aside). */
+  bytesWritten = 0
+  /** Events handed to the client's stream, as counted by the callers of `write` and `writeReplay`. */
+  eventsWritten = 0
+  /** When the connection was made (`Date.now()`). */
+  readonly openedAt = Date.now()
+  /** The request's logger, which carries its id. */
+  readonly log: StreamLog
 
   constructor (
     res: RawResponse,
     channels: ReadonlySet<string>,
     maxBufferedBytes: number,
     onClose: (connection: Connection, reason: CloseReason) => void,
-    address = ''
+    address: string,
+    log: StreamLog
   ) {
     this.address = address
+    this.log = log
     this.#res = res
     this.#transport = transportOf(res)
     this.#sink = res as ServerResponse
@@ -84,8 +104,10 @@ export class Connection {
       // With no framing left for the response to add, frames go straight to the socket:
       // no per-write bookkeeping of the response, no cork and deferred uncork per write.
       res.flushHeaders()
-      // Checked by the caller (isGone): the client is still there, so is its socket.
-      this.#sink = res.socket as Sink
+      // Chosen once, so that write() has no branch: the socket when there is a real one (checked by
+      // the caller, isGone: the client is still there), else the response, e.g. one made by inject().
+      if (res.socket instanceof Socket) this.#sink = res.socket
+      else (res as InjectedResponse)._lightMyRequest?.stream?.once('close', () => res.destroy())
       return
     }
     res.writeHead(200, headers)
@@ -105,9 +127,10 @@ export class Connection {
    * Writes one frame, unless the client is so far behind that it would then
    * hold more than `maxBufferedBytes`: it is disconnected instead of being
    * queued for without bound. (A client with nothing waiting always gets the
-   * frame, however large.)
+   * frame, however large.) `events` is how many events the frame holds (a
+   * joined write holds several, a heartbeat none).
    */
-  write (frame: Buffer): void {
+  write (frame: Buffer, events = 1): void {
     if (this.#closed) return
     this.wroteSinceHeartbeat = true
     const buffered = this.#transport.writableLength
@@ -117,6 +140,8 @@ export class Connection {
       return
     }
     this.#sink.write(frame)
+    this.bytesWritten += frame.length
+    this.eventsWritten += events
   }
 
   /**
@@ -124,11 +149,13 @@ export class Connection {
    * (one write, shared with every client that resumes from the same place in
    * the same turn of the event loop). A replay may be larger than
    * `maxBufferedBytes`: until the client has drained it, the limit is the
-   * replay plus `maxBufferedBytes`.
+   * replay plus `maxBufferedBytes`. `events` is how many events it holds.
    */
-  writeReplay (replay: Buffer): void {
+  writeReplay (replay: Buffer, events: number): void {
     if (replay.length === 0) return
     this.#sink.write(replay)
+    this.bytesWritten += replay.length
+    this.eventsWritten += events
     const buffered = this.bufferedBytes
     if (buffered <= this.#maxBufferedBytes) return
     this.#limit = buffered + this.#maxBufferedBytes
@@ -152,12 +179,16 @@ export class Connection {
       // A client that never ended its half of the stream would keep it, and the session, open.
       res.end(lastFrame, () => stream.close())
       stream.session?.close()
+    } else if (this.#sink === res) {
+      // No socket of its own (inject()): the response ends the way any response does.
+      res.end(lastFrame)
     } else {
       // The last frame goes where the others went; then the socket closes once it is flushed,
       // without waiting for the client and without the response's own finishing steps.
       this.#sink.write(lastFrame)
-      ;(this.#sink as unknown as { destroySoon: () => void }).destroySoon()
+      ;(this.#sink as Socket).destroySoon()
     }
+    this.bytesWritten += lastFrame.length
     this.#finish('server')
   }
 

@@ -31,14 +31,16 @@ export function groupKey (channels: ReadonlySet<string>): string {
 /**
  * The frames of `frames` that belong to `channels`, in order, joined into as
  * few buffers as fit in `MAX_JOINED_BYTES` (a frame larger than that goes alone).
+ * `counts`, when given, receives how many frames each buffer holds.
  */
-export function joinFrames (frames: readonly OutgoingFrame[], channels: ReadonlySet<string>): Buffer[] {
+export function joinFrames (frames: readonly OutgoingFrame[], channels: ReadonlySet<string>, counts: number[] = []): Buffer[] {
   const joined: Buffer[] = []
   let run: Buffer[] = []
   let runBytes = 0
   const flush = (): void => {
     if (run.length === 0) return
     joined.push(run.length === 1 ? run[0] as Buffer : Buffer.concat(run, runBytes))
+    counts.push(run.length)
     run = []
     runBytes = 0
   }
@@ -139,9 +141,10 @@ export class Hub {
       if (subscribed !== undefined) for (const group of subscribed) groups.add(group)
     }
     for (const group of groups) {
-      const joined = joinFrames(frames, group.channels)
+      const counts: number[] = []
+      const joined = joinFrames(frames, group.channels, counts)
       for (const connection of group.connections) {
-        for (const buffer of joined) connection.write(buffer)
+        for (let i = 0; i < joined.length; i++) connection.write(joined[i] as Buffer, counts[i])
       }
     }
   }
@@ -155,7 +158,7 @@ export class Hub {
 
   readonly #beat = (): void => {
     for (const connection of this.#all) {
-      if (!connection.wroteSinceHeartbeat) connection.write(HEARTBEAT)
+      if (!connection.wroteSinceHeartbeat) connection.write(HEARTBEAT, 0)
       connection.wroteSinceHeartbeat = false
     }
   }

@@ -1,6 +1,6 @@
 import type { OutgoingHttpHeaders } from 'node:http'
 import type { AdapterContext, AdapterEvent, AdapterLogger, PushStreamAdapter } from './adapter.js'
-import { Connection, isGone, type CloseReason, type RawResponse } from './connection.js'
+import { Connection, isGone, type CloseReason, type RawResponse, type StreamLog } from './connection.js'
 import { assertEventName, encodeControl, encodeEvent } from './encoder.js'
 import {
   FST_PUSH_STREAM_ADAPTER_UNAVAILABLE,
@@ -17,6 +17,7 @@ import { Generator } from './generator.js'
 import { History, type HistoryEntry } from './history.js'
 import { Hub, groupKey } from './hub.js'
 import { LeaseKeeper } from './lease.js'
+import { withoutRepeatedCause } from './log.js'
 import type { ResolvedOptions } from './options.js'
 
 /** The channel of a client that names none, and of an event published without one. */
@@ -38,7 +39,12 @@ export interface StreamRequest {
   handshake: boolean
   /** The client's address (`request.ip`). */
   address: string
+  /** The request's logger (`request.log`, which carries its id): the stream's open and end are logged there at `debug`. */
+  log: StreamLog
 }
+
+/** How a stream's end reads in its log line. */
+const END_REASONS: Record<CloseReason, string> = { client: 'client-closed', slow: 'too-slow', server: 'server-closing' }
 
 const UTF8 = new TextDecoder()
 const RESET_DATA = JSON.stringify({ reason: 'unknown-last-event-id' })
@@ -180,7 +186,7 @@ export class PushStream implements PushStreamApi {
     this.#history = new History(options.history, this.#clock.origin)
     this.#hub = new Hub(options.heartbeat)
     const onError = (err: unknown): void => {
-      log.error({ err }, 'fastify-push-stream: the message source failed; the stream goes on')
+      log.error({ err: withoutRepeatedCause(err) }, 'fastify-push-stream: the generator could not publish a message; it goes on')
     }
     this.#lease = this.#adapter === undefined
       ? undefined
@@ -274,7 +280,8 @@ export class PushStream implements PushStreamApi {
     const missed = parsed === null ? null : this.#history.since(parsed, channels)
     // Only a well-formed id older than local history is worth asking the adapter about.
     const adapter = parsed !== null && missed === null ? this.#adapter : undefined
-    const connection = new Connection(res, channels, this.#options.maxBufferedBytes, this.#onConnectionClose, request.address)
+    const connection = new Connection(res, channels, this.#options.maxBufferedBytes, this.#onConnectionClose, request.address, request.log)
+    request.log.debug({ channels: [...channels], lastEventId }, 'fastify-push-stream: stream opened')
     this.#perAddress.set(request.address, this.connectionsFrom(request.address) + 1)
     // Subscribed (or held as resuming) before the first write, so a write that ends it unsubscribes it again.
     if (adapter === undefined) this.#hub.add(connection)
@@ -283,9 +290,10 @@ export class PushStream implements PushStreamApi {
     const retry = this.#options.retry
     // A fresh client learns where it starts, so a reconnect before its first event still resumes.
     const startId = lastEventId === undefined ? formatEventId(this.#history.newest) : undefined
+    // Only the handshake's opening block is an event a client dispatches.
     connection.write(handshake
       ? encodeEvent({ retry, id: startId, event: OPEN_EVENT, data: JSON.stringify({ retry }) })
-      : encodeControl({ retry, id: startId }))
+      : encodeControl({ retry, id: startId }), handshake ? 1 : 0)
     if (lastEventId === undefined) return
     if (adapter === undefined) {
       this.#writeFromHistory(connection, lastEventId, missed)
@@ -425,7 +433,7 @@ export class PushStream implements PushStreamApi {
       connection.write(encodeEvent({ id: formatEventId(this.#history.newest), event: RESET_EVENT, data: RESET_DATA }))
       return
     }
-    connection.writeReplay(missed.buffer)
+    connection.writeReplay(missed.buffer, missed.count)
     this.#replayed += missed.count
   }
 
@@ -464,6 +472,12 @@ export class PushStream implements PushStreamApi {
     this.#resuming.delete(connection)
     this.#waiting.delete(connection)
     this.#hub.remove(connection, reason)
+    connection.log.debug({
+      reason: END_REASONS[reason],
+      durationMs: Date.now() - connection.openedAt,
+      bytes: connection.bytesWritten,
+      events: connection.eventsWritten
+    }, 'fastify-push-stream: stream ended')
   }
 
   #serialize (data: unknown): string {

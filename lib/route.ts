@@ -1,4 +1,4 @@
-import type { OutgoingHttpHeaders } from 'node:http'
+import { STATUS_CODES, type OutgoingHttpHeaders } from 'node:http'
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import {
   FST_PUSH_STREAM_AUTHORIZE_FAILED,
@@ -11,6 +11,7 @@ import {
 } from './errors.js'
 import { Connection } from './connection.js'
 import { encodeEvent } from './encoder.js'
+import { RefusalLog } from './log.js'
 import type { ResolvedOptions } from './options.js'
 import { DEFAULT_CHANNEL, assertChannel, type PushStream } from './push-stream.js'
 
@@ -62,6 +63,7 @@ function streamHeaders (reply: FastifyReply): OutgoingHttpHeaders {
 /** The GET handler that turns a request into a stream. */
 export function streamHandler (pushStream: PushStream, options: ResolvedOptions) {
   const retryAfter = String(Math.max(1, Math.ceil(options.retry / 1000)))
+  const refusals = new RefusalLog()
 
   /** The error to answer with when no stream can open now; undefined when one can. */
   function unavailable (address: string): FastifyError | undefined {
@@ -75,16 +77,23 @@ export function streamHandler (pushStream: PushStream, options: ResolvedOptions)
   /**
    * Refuses for now: a 503 with Retry-After, or, for the browser client, a
    * stream with one RETRY_EVENT that then ends, since a browser's EventSource
-   * never retries after a 503.
+   * never retries after a 503. Logged in batches (a full server is warned
+   * of, the rest is info), not as a server error per request.
    */
   function refuse (request: FastifyRequest, reply: FastifyReply, error: FastifyError): FastifyReply {
+    refusals.note(request.server.log, error.code === 'FST_PUSH_STREAM_TOO_MANY_CONNECTIONS' ? 'warn' : 'info', error.code)
     if (!isHandshake(request.query)) {
-      reply.header('retry-after', retryAfter)
-      throw error
+      // The body Fastify's error handler would send, without its error line for each request.
+      return reply.code(error.statusCode as number).header('retry-after', retryAfter).send({
+        statusCode: error.statusCode,
+        code: error.code,
+        error: STATUS_CODES[error.statusCode as number],
+        message: error.message
+      })
     }
     const headers = streamHeaders(reply)
     reply.hijack()
-    const connection = new Connection(reply.raw, new Set(), options.maxBufferedBytes, () => {})
+    const connection = new Connection(reply.raw, new Set(), options.maxBufferedBytes, () => {}, request.ip, request.log)
     connection.open(headers)
     connection.end(encodeEvent({
       retry: options.retry,
@@ -116,7 +125,8 @@ export function streamHandler (pushStream: PushStream, options: ResolvedOptions)
       channels,
       lastEventId: requestedLastEventId(request),
       handshake: isHandshake(request.query),
-      address: request.ip
+      address: request.ip,
+      log: request.log
     })
     return reply
   }
