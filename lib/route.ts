@@ -11,7 +11,7 @@ import {
 } from './errors.js'
 import { Connection } from './connection.js'
 import { encodeEvent } from './encoder.js'
-import { RefusalLog } from './log.js'
+import { RefusalLog, withoutRepeatedCause } from './log.js'
 import type { ResolvedOptions } from './options.js'
 import { DEFAULT_CHANNEL, assertChannel, type PushStream } from './push-stream.js'
 
@@ -46,6 +46,12 @@ export function requestedLastEventId (request: FastifyRequest): string | undefin
   if (value === undefined || value === '') return undefined
   // Whatever a custom query parser made of it, a non-id is then answered with a reset.
   return String(value)
+}
+
+/** True for an error that carries a 4xx `statusCode`: the client's fault, answered as it is. */
+function isClientError (error: unknown): boolean {
+  const status = (error as { statusCode?: unknown } | null)?.statusCode
+  return typeof status === 'number' && status >= 400 && status < 500
 }
 
 /** True when the request comes from the browser client (`?handshake=1`). */
@@ -112,7 +118,9 @@ export function streamHandler (pushStream: PushStream, options: ResolvedOptions)
       try {
         allowed = await options.authorize(request, [...channels])
       } catch (error) {
-        throw new FST_PUSH_STREAM_AUTHORIZE_FAILED(errorMessage(error), { cause: error })
+        // A refusal such as @fastify/jwt's 401 is answered as it is, and Fastify logs it as a client error.
+        if (isClientError(error)) throw error
+        throw withoutRepeatedCause(new FST_PUSH_STREAM_AUTHORIZE_FAILED(errorMessage(error), { cause: error }))
       }
       if (allowed !== true) throw new FST_PUSH_STREAM_FORBIDDEN()
       // The server may have begun closing, or filled up, while authorize ran.
