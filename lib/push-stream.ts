@@ -292,7 +292,7 @@ export class PushStream implements PushStreamApi {
     const startId = lastEventId === undefined ? formatEventId(this.#history.newest) : undefined
     // Only the handshake's opening block is an event a client dispatches.
     connection.write(handshake
-      ? encodeEvent({ retry, id: startId, event: OPEN_EVENT, data: JSON.stringify({ retry }) })
+      ? encodeEvent({ retry, id: startId, event: OPEN_EVENT, data: JSON.stringify({ retry, heartbeat: this.#options.heartbeat }) })
       : encodeControl({ retry, id: startId }), handshake ? 1 : 0)
     if (lastEventId === undefined) return
     if (adapter === undefined) {

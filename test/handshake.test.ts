@@ -1,15 +1,15 @@
 import t from 'tap'
 import { StreamClient, idOf, openStream, request, startApp, startAppClosingDuringAuthorize } from './helpers/sse.js'
 
-t.test('?handshake=1: a fresh stream opens with a push-stream:open event carrying retry and the starting id', async (t) => {
-  const { app, url } = await startApp(t, { retry: 1234 })
+t.test('?handshake=1: a fresh stream opens with a push-stream:open event carrying retry, heartbeat and the starting id', async (t) => {
+  const { app, url } = await startApp(t, { retry: 1234, heartbeat: 2500 })
   const before = await idOf(app.pushStream.publish('before'))
   const client = await openStream(`${url}/events?handshake=1`)
   t.teardown(() => client.close())
   const [open] = await client.take(1)
   t.equal(open?.event, 'push-stream:open')
   t.equal(open?.id, before, 'the starting id is the newest event')
-  t.same(JSON.parse(open?.data ?? ''), { retry: 1234 })
+  t.same(JSON.parse(open?.data ?? ''), { retry: 1234, heartbeat: 2500 }, 'the client sizes its stall watchdog by the heartbeat')
   t.same(client.retries, [1234])
   app.pushStream.publish('live')
   t.equal((await client.take(2))[1]?.data, 'live')
@@ -24,6 +24,7 @@ t.test('?handshake=1 when resuming: the open event has no id, then the replay', 
   const [open, replayed] = await client.take(2)
   t.equal(open?.event, 'push-stream:open')
   t.equal(open?.id, undefined, 'the open event sets no id: the client keeps the one it resumed from')
+  t.same(JSON.parse(open?.data ?? ''), { retry: 3000, heartbeat: 15000 }, 'the defaults')
   t.notMatch(client.raw.split('data: {"retry"')[0] ?? '', /id:/, 'no id line before the open event data')
   t.equal(replayed?.data, 'two')
 })

@@ -5,7 +5,7 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core'
 import pushStream, { type PushStreamOptions } from '../../lib/index.js'
 
-/** The built client the plugin serves; `npx tsc -p tsconfig.client.json` makes it. */
+/** The built client the plugin serves; `npm run build` (its last step, `node scripts/build-client.js`) makes it. */
 export const CLIENT_FILE = new URL('../../dist/client/index.js', import.meta.url)
 const PAGE_FILE = new URL('./fixtures/index.html', import.meta.url)
 
@@ -17,7 +17,7 @@ export interface Teardown {
 /** One entry of the page's `window.__log`. */
 export interface LogEntry {
   client: string
-  type: 'state' | 'message' | 'reset' | 'event'
+  type: 'state' | 'message' | 'reset' | 'event' | 'headers' | 'unauthorized' | 'item' | 'done'
   time: number
   state?: string
   attempt?: number
@@ -28,6 +28,9 @@ export interface LogEntry {
   name?: string
   data?: unknown
   raw?: string
+  status?: number
+  reason?: string
+  code?: string
 }
 
 /** A test server: the plugin, the page, and switches to make it unreachable. */
@@ -68,7 +71,7 @@ export function browserMissing (): string | undefined {
 
 /** Launches the system chromium; closed in teardown. */
 export async function launchBrowser (t: Teardown): Promise<Browser> {
-  if (!existsSync(CLIENT_FILE)) throw new Error('dist/client/index.js is missing: run `npx tsc -p tsconfig.client.json` first')
+  if (!existsSync(CLIENT_FILE)) throw new Error('dist/client/index.js is missing: run `npm run build` first')
   const browser = await chromium.launch({ executablePath: CHROMIUM_PATH, args: BROWSER_ARGS })
   t.teardown(() => browser.close())
   return browser

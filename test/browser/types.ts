@@ -57,6 +57,30 @@ export function usage (): void {
     withCredentials: true,
     EventSource
   })
+  // The fetch transport's options; the handle iterates.
+  const controller = new AbortController()
+  const job = connect('/job', {
+    transport: 'fetch',
+    headers: async () => ({ authorization: 'Bearer token' }),
+    method: 'POST',
+    body: JSON.stringify({ prompt: 'hi' }),
+    credentials: 'include',
+    fetch: globalThis.fetch,
+    onUnauthorized: async (status) => status === 401,
+    stallTimeout: 45000,
+    pauseWhenHidden: true,
+    signal: controller.signal,
+    onState: (change) => { seen.push(change.status, change.reason, change.code) }
+  })
+  connect('/events', { headers: { authorization: 'Bearer token' }, transport: 'eventsource' })
+  seen.push(async () => {
+    for await (const message of job) {
+      const data: unknown = message.data
+      if (data === 'last') break
+    }
+  })
+  const final: ConnectionState[] = ['ended', 'failed', 'stopped', 'closed']
+  seen.push(final)
   const state: ConnectionState = handle.state
   const id: string | undefined = handle.lastEventId
   const leader: boolean = handle.leader
@@ -89,6 +113,10 @@ export function usage (): void {
   })
   // @ts-expect-error channels is a list
   connect('/events', { channels: 'room-1' })
+  // @ts-expect-error headers are strings
+  connect('/events', { headers: { 'x-count': 1 } })
+  // @ts-expect-error not a transport
+  connect('/events', { transport: 'websocket' })
   // @ts-expect-error persist is a boolean or a key
   connect('/events', { persist: 1 })
   // @ts-expect-error the state is read-only

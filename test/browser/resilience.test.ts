@@ -1,0 +1,7 @@
+// The client's retries, credentials, endings, iteration and hidden tabs, run where a Chromium is installed (skipped, visibly, where none is).
+import t from 'tap'
+import { browserMissing } from './helpers.js'
+
+const missing = browserMissing()
+if (missing === undefined) await import('./resilience.suite.js')
+else t.plan(0, missing)
