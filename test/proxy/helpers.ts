@@ -16,8 +16,13 @@ export interface AppProcess {
   close: () => Promise<void>
 }
 
-/** Starts `app-process.ts` under tsx with `env`; killed in teardown whatever happens. */
+/** Starts `app-process.ts` under tsx with `env` and has it listen; killed in teardown whatever happens. */
 export async function startAppProcess (t: Teardown, env: Record<string, string> = {}): Promise<AppProcess> {
+  return await (await prepareAppProcess(t, env)).listen()
+}
+
+/** Starts `app-process.ts` under tsx with `env`, ready but not yet listening; killed in teardown whatever happens. */
+export async function prepareAppProcess (t: Teardown, env: Record<string, string> = {}): Promise<{ listen: () => Promise<AppProcess> }> {
   const file = fileURLToPath(new URL('./app-process.ts', import.meta.url))
   const child = spawn(process.execPath, ['--import', 'tsx', file], {
     env: { ...process.env, ...env },
@@ -29,10 +34,28 @@ export async function startAppProcess (t: Teardown, env: Record<string, string> 
     child.kill('SIGCONT')
     child.kill('SIGKILL')
   })
-  const port = await new Promise<number>((resolve, reject) => {
+  const exited = new Promise<never>((_resolve, reject) => {
     child.once('exit', (code) => reject(new Error(`the app process exited (${code}) before listening`)))
-    child.on('message', (message: { type: string, port?: number }) => { if (message.type === 'listening') resolve(message.port as number) })
   })
+  exited.catch(() => {})
+  const next = async (type: string): Promise<{ type: string, port?: number }> => await Promise.race([exited, new Promise<{ type: string, port?: number }>((resolve) => {
+    const onMessage = (message: { type: string, port?: number }): void => {
+      if (message.type !== type) return
+      child.off('message', onMessage)
+      resolve(message)
+    }
+    child.on('message', onMessage)
+  })])
+  await next('ready')
+  return {
+    listen: async () => {
+      child.send({ type: 'listen' })
+      return running(child, (await next('listening')).port as number)
+    }
+  }
+}
+
+function running (child: ChildProcess, port: number): AppProcess {
   let chain = Promise.resolve('')
   return {
     child,
