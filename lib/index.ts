@@ -51,7 +51,9 @@ const pushStreamPlugin: FastifyPluginAsync<PushStreamOptions> = async function p
 
 /**
  * The plugin: `fastify.register(pushStream, options)` adds the SSE route at
- * `options.path` and the `fastify.pushStream` decorator.
+ * `options.path`, under the context's prefix and the `prefix` option, and the
+ * `fastify.pushStream` decorator to the instance registered on. Once per
+ * encapsulation context: not again in the same context or below it.
  */
 export const pushStream = fp(pushStreamPlugin, { fastify: '5.x', name: 'fastify-push-stream' })
 export default pushStream
@@ -60,7 +62,7 @@ export * from './errors.js'
 export { encodeComment, encodeEvent, encodeData, isValidEventName, type WireEvent } from './encoder.js'
 export { parseEventId, formatEventId, compareEventIds, type EventId } from './event-id.js'
 export type { PushStreamAdapter, AdapterContext, AdapterEvent, AdapterMessage, AdapterLogger } from './adapter.js'
-export { defaults, type PushStreamOptions, type MessageSource, type SourceMessage, type Authorize } from './options.js'
+export { defaults, type PushStreamOptions, type PushStreamRouteOptions, type MessageSource, type SourceMessage, type Authorize } from './options.js'
 export {
   DEFAULT_CHANNEL,
   OPEN_EVENT,

@@ -1,5 +1,6 @@
 import t from 'tap'
-import { resolveOptions, defaults, type PushStreamOptions } from '../lib/options.js'
+import { resolveOptions, resolveRegisterOptions, defaults, type PushStreamOptions } from '../lib/options.js'
+import { editDistance, nearestName } from '../lib/nearest-name.js'
 import { randomMessages } from '../lib/random-source.js'
 import { FST_PUSH_STREAM_INVALID_OPTION } from '../lib/errors.js'
 import type { PushStreamAdapter } from '../lib/adapter.js'
@@ -242,4 +243,71 @@ t.test('functions and iterables are accepted as source', async (t) => {
   for (const [what, source] of accepted) {
     t.equal(resolveOptions({ source: source as PushStreamOptions['source'] }).source, source, `${what} is accepted and kept as it is`)
   }
+})
+
+t.test('an unknown option is refused, naming the option most likely meant', async (t) => {
+  const meant: Array<[string, string]> = [
+    ['intervall', 'interval'],
+    ['intreval', 'interval'],
+    ['Interval', 'interval'],
+    ['maxconnections', 'maxConnections'],
+    ['maxConection', 'maxConnections'],
+    ['hearbeat', 'heartbeat'],
+    ['paht', 'path'],
+    ['routes', 'route'],
+    ['prefx', 'prefix'],
+    ['loglevel', 'logLevel']
+  ]
+  for (const [key, name] of meant) {
+    rejects(t, { [key]: 1 }, key, 'an unknown option', `expected a known option (did you mean "${name}"?)`, key)
+  }
+  rejects(t, { interval: 0, somethingElse: true }, 'somethingElse', 'an unknown option',
+    'expected one of path, interval, heartbeat, retry, history, maxBufferedBytes, maxConnections, maxConnectionsPerIp, maxChannels, client, source, serialize, authorize, adapter, route, prefix, logLevel, logSerializers',
+    'nothing near: every option is listed')
+  rejects(t, { typo: undefined }, 'typo', 'an unknown option', 'expected one of', 'an unknown key is refused even when undefined')
+})
+
+t.test('the options Fastify reads from register\'s options are accepted', async (t) => {
+  const resolved = resolveOptions({ prefix: '/api', logLevel: 'warn', logSerializers: {} } as PushStreamOptions)
+  t.equal(resolved.path, '/events')
+  t.same(resolveRegisterOptions({ prefix: '/api', logLevel: 'warn' }), { prefix: '/api', logLevel: 'warn' })
+  t.same(resolveRegisterOptions(), {}, 'none given, none passed on')
+})
+
+t.test('route must be a plain object, checked at resolve time', async (t) => {
+  const allowed = 'a plain object of Fastify route options'
+  const bad: Array<[unknown, string]> = [
+    ['GET', '"GET"'],
+    [null, 'null'],
+    [[], 'an array'],
+    [() => ({}), 'a function'],
+    [new Map(), 'an object'],
+    [new (class Options {})(), 'an object']
+  ]
+  for (const [value, given] of bad) rejects(t, { route: value }, 'route', given, allowed, `route = ${given}`)
+  const bare = Object.assign(Object.create(null) as object, { bodyLimit: 10 })
+  t.equal(resolveOptions({ route: bare }).route, bare, 'an object without a prototype is a plain object')
+  t.equal(resolveOptions().route, undefined, 'no route options by default')
+})
+
+t.test('route.schema and the parts merged with the default schema must be plain objects', async (t) => {
+  rejects(t, { route: { schema: 'tags' } }, 'route.schema', '"tags"', 'a plain object', 'schema')
+  for (const part of ['querystring', 'headers', 'response']) {
+    rejects(t, { route: { schema: { [part]: [] } } }, `route.schema.${part}`, 'an array', 'a plain object', part)
+  }
+  const schema = { tags: ['x'], querystring: { type: 'object' }, response: {} }
+  t.equal(resolveOptions({ route: { schema } }).route?.schema, schema)
+})
+
+t.test('editDistance counts insertions, deletions, substitutions and swaps of neighbours', async (t) => {
+  t.equal(editDistance('interval', 'interval'), 0)
+  t.equal(editDistance('intervall', 'interval'), 1)
+  t.equal(editDistance('intreval', 'interval'), 1, 'a swap is one edit')
+  t.equal(editDistance('', 'abc'), 3)
+  t.equal(editDistance('abc', ''), 3)
+  t.equal(editDistance('kitten', 'sitting'), 3)
+  t.equal(nearestName('x', ['path', 'route']), undefined, 'nothing within two edits')
+  t.equal(nearestName('rout', ['routes', 'route']), 'route', 'the closest wins')
+  t.equal(nearestName('pat', ['path', 'pato']), 'path', 'on a tie, the first listed')
+  t.equal(nearestName('MAXCHANNELS', ['maxChannels']), 'maxChannels', 'a difference of case only, however many letters')
 })
