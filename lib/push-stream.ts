@@ -26,7 +26,7 @@ export const DEFAULT_CHANNEL = 'default'
 /** The name of the event a client gets when its `Last-Event-ID` cannot be replayed. */
 export const RESET_EVENT = 'reset'
 
-/** The first event of a stream opened with `?handshake=1` (the browser client): data `{ retry }`. */
+/** The first event of a stream opened with `?handshake=1` (the browser client): data `{ retry, heartbeat }`. */
 export const OPEN_EVENT = 'push-stream:open'
 
 /** What a stream request asks for. */
