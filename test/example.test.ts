@@ -162,7 +162,7 @@ t.test('the demo app serves the page, the client and messages on rotating channe
 
   const client = await request(`${base}/events/client.js`)
   t.equal(client.status, 200, 'the plugin serves its browser client (client: true)')
-  t.match(client.body, /export function connect/)
+  t.match(client.body, /export\s*\{[^}]*\bconnect\s*\}/, 'one module that exports connect')
 
   const style = await request(`${base}/style.css`)
   t.equal(style.status, 200)
