@@ -1,3 +1,4 @@
+// Run alone by `npm run test:timed` (part of `npm test`), after the other suites: its time limit is only fair on idle cores.
 import t from 'tap'
 import Fastify from 'fastify'
 import pushStream from '../../lib/index.js'
