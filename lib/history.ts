@@ -1,4 +1,4 @@
-import { compareEventIds, type EventId } from './event-id.js'
+import { compareEventIds, type EventId } from './wire/event-id.js'
 
 /** One published event as history keeps it: its id, channel and encoded bytes. */
 export interface HistoryEntry {

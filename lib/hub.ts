@@ -1,5 +1,5 @@
 import { Connection, type CloseReason } from './connection.js'
-import { encodeComment } from './encoder.js'
+import { encodeComment } from './wire/encoder.js'
 
 const HEARTBEAT = encodeComment()
 

@@ -59,20 +59,16 @@ export const pushStream = fp(pushStreamPlugin, { fastify: '5.x', name: 'fastify-
 export default pushStream
 
 export * from './errors.js'
-export { encodeComment, encodeEvent, encodeData, isValidEventName, type WireEvent } from './encoder.js'
-export { parseEventId, formatEventId, compareEventIds, type EventId } from './event-id.js'
+export { encodeComment, encodeEvent, encodeData, isValidEventName, type WireEvent } from './wire/encoder.js'
+export { parseEventId, formatEventId, compareEventIds, type EventId } from './wire/event-id.js'
+export { DEFAULT_CHANNEL, OPEN_EVENT, RESET_EVENT, RETRY_EVENT, isValidChannel } from './wire/protocol.js'
 export type { PushStreamAdapter, AdapterContext, AdapterEvent, AdapterMessage, AdapterLogger } from './adapter.js'
 export { defaults, type PushStreamOptions, type PushStreamRouteOptions, type MessageSource, type SourceMessage, type Authorize } from './options.js'
-export {
-  DEFAULT_CHANNEL,
-  OPEN_EVENT,
-  RESET_EVENT,
-  isValidChannel,
-  type PublishOptions,
-  type Published,
-  type PublishedEvent,
-  type PushStreamApi,
-  type PushStreamStats
+export type {
+  PublishOptions,
+  Published,
+  PublishedEvent,
+  PushStreamApi,
+  PushStreamStats
 } from './push-stream.js'
 export { randomMessages, type RandomMessage } from './random-source.js'
-export { RETRY_EVENT } from './route.js'

@@ -1,33 +1,24 @@
 import type { OutgoingHttpHeaders } from 'node:http'
 import type { AdapterContext, AdapterEvent, AdapterLogger, PushStreamAdapter } from './adapter.js'
 import { Connection, isGone, type CloseReason, type RawResponse, type StreamLog } from './connection.js'
-import { assertEventName, encodeControl, encodeEvent } from './encoder.js'
+import { assertEventName, encodeControl, encodeEvent } from './wire/encoder.js'
 import {
   FST_PUSH_STREAM_ADAPTER_UNAVAILABLE,
   FST_PUSH_STREAM_CLOSED,
-  FST_PUSH_STREAM_INVALID_CHANNEL,
   FST_PUSH_STREAM_INVALID_OPTION,
   FST_PUSH_STREAM_INVALID_PUBLISH_OPTIONS,
   FST_PUSH_STREAM_SERIALIZE_FAILED,
   describe,
   errorMessage
 } from './errors.js'
-import { EventIdClock, compareEventIds, formatEventId, parseEventId, type EventId } from './event-id.js'
+import { EventIdClock, compareEventIds, formatEventId, parseEventId, type EventId } from './wire/event-id.js'
 import { Generator } from './generator.js'
 import { History, type HistoryEntry } from './history.js'
 import { Hub, groupKey } from './hub.js'
 import { LeaseKeeper } from './lease.js'
 import { withoutRepeatedCause } from './log.js'
 import type { ResolvedOptions } from './options.js'
-
-/** The channel of a client that names none, and of an event published without one. */
-export const DEFAULT_CHANNEL = 'default'
-
-/** The name of the event a client gets when its `Last-Event-ID` cannot be replayed. */
-export const RESET_EVENT = 'reset'
-
-/** The first event of a stream opened with `?handshake=1` (the browser client): data `{ retry, heartbeat }`. */
-export const OPEN_EVENT = 'push-stream:open'
+import { DEFAULT_CHANNEL, OPEN_EVENT, RESET_DATA, RESET_EVENT, assertChannel, isValidChannel } from './wire/protocol.js'
 
 /** What a stream request asks for. */
 export interface StreamRequest {
@@ -47,18 +38,6 @@ export interface StreamRequest {
 const END_REASONS: Record<CloseReason, string> = { client: 'client-closed', slow: 'too-slow', server: 'server-closing' }
 
 const UTF8 = new TextDecoder()
-const RESET_DATA = JSON.stringify({ reason: 'unknown-last-event-id' })
-const CHANNEL = /^[A-Za-z0-9_.:-]{1,64}$/
-
-/** True when `name` is in the safe channel character set (1 to 64 of `A-Z a-z 0-9 _ - . :`). */
-export function isValidChannel (name: unknown): name is string {
-  return typeof name === 'string' && CHANNEL.test(name)
-}
-
-/** Throws `FST_PUSH_STREAM_INVALID_CHANNEL` unless `name` is a valid channel name. */
-export function assertChannel (name: unknown): asserts name is string {
-  if (!isValidChannel(name)) throw new FST_PUSH_STREAM_INVALID_CHANNEL(describe(name))
-}
 
 /** Options of `publish`. */
 export interface PublishOptions {

@@ -12,7 +12,7 @@ import { randomUUID } from 'node:crypto'
 import { Redis, type RedisOptions } from 'ioredis'
 import type { AdapterContext, AdapterEvent, AdapterMessage, PushStreamAdapter } from './adapter.js'
 import { FST_PUSH_STREAM_ADAPTER_UNAVAILABLE, FST_PUSH_STREAM_INVALID_OPTION, errorMessage } from './errors.js'
-import { compareEventIds, parseEventId, type EventId } from './event-id.js'
+import { compareEventIds, parseEventId, type EventId } from './wire/event-id.js'
 import { toEvents, toFields, type StreamEntry } from './redis-entries.js'
 import {
   resolveRedisConnection, resolveRedisOptions,

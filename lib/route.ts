@@ -10,13 +10,11 @@ import {
   errorMessage
 } from './errors.js'
 import { Connection } from './connection.js'
-import { encodeEvent } from './encoder.js'
+import { encodeEvent } from './wire/encoder.js'
 import { RefusalLog, withoutRepeatedCause } from './log.js'
 import type { ResolvedOptions } from './options.js'
-import { DEFAULT_CHANNEL, assertChannel, type PushStream } from './push-stream.js'
-
-/** The event that tells the browser client to come back later (instead of a 503, which a browser treats as final). */
-export const RETRY_EVENT = 'push-stream:retry'
+import type { PushStream } from './push-stream.js'
+import { DEFAULT_CHANNEL, RETRY_EVENT, assertChannel } from './wire/protocol.js'
 
 // Never sent on a stream: hop-by-hop headers are forbidden over HTTP/2, and a length would end it.
 const DROPPED_HEADERS = ['connection', 'keep-alive', 'transfer-encoding', 'content-length', 'content-encoding']

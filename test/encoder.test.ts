@@ -10,9 +10,9 @@ import {
   encodeEvent,
   isValidEventName,
   type WireEvent
-} from '../lib/encoder.js'
+} from '../lib/wire/encoder.js'
 import { FST_PUSH_STREAM_INVALID_EVENT_NAME } from '../lib/errors.js'
-import { formatEventId } from '../lib/event-id.js'
+import { formatEventId } from '../lib/wire/event-id.js'
 
 /** What a client saw after reading a whole stream. */
 interface Parsed {

@@ -1,6 +1,6 @@
 import tap from 'tap'
 import fc from 'fast-check'
-import { EventIdClock, compareEventIds, formatEventId, parseEventId, type EventId } from '../lib/event-id.js'
+import { EventIdClock, compareEventIds, formatEventId, parseEventId, type EventId } from '../lib/wire/event-id.js'
 
 /** Checks that every id is strictly after the one before it and after `origin`. */
 function assertIncreasing (t: Pick<typeof tap, 'equal'>, origin: EventId, ids: EventId[]): void {

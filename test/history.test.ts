@@ -1,6 +1,6 @@
 import t from 'tap'
 import fc from 'fast-check'
-import { EventIdClock, formatEventId, type EventId } from '../lib/event-id.js'
+import { EventIdClock, formatEventId, type EventId } from '../lib/wire/event-id.js'
 import { History, type HistoryEntry } from '../lib/history.js'
 
 /** A clock that stands still, so ids differ only in `seq` (and are predictable). */

@@ -1,4 +1,4 @@
-import { FST_PUSH_STREAM_INVALID_EVENT_NAME, FST_PUSH_STREAM_INVALID_FIELD, describe } from './errors.js'
+import { FST_PUSH_STREAM_INVALID_EVENT_NAME, FST_PUSH_STREAM_INVALID_FIELD, describe } from '../errors.js'
 
 /**
  * The SSE wire format, and nothing else: turns one event into the exact bytes
