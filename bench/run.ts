@@ -54,8 +54,8 @@ async function chooseVariants (): Promise<{ variants: VariantName[], skipped: st
   const variants = VARIANTS.filter((name) => name === FLOOR || wanted.includes(name))
   const skipped: string[] = []
   if (variants.includes('plugin-redis')) {
-    const built = existsSync(fileURLToPath(new URL('../dist/redis.js', import.meta.url)))
-    const why = !built ? 'dist/redis.js is not built' : !(await redisAnswers()) ? 'no Redis answers on 127.0.0.1:6379' : undefined
+    const built = existsSync(fileURLToPath(new URL('../dist/redis/index.js', import.meta.url)))
+    const why = !built ? 'dist/redis/index.js is not built' : !(await redisAnswers()) ? 'no Redis answers on 127.0.0.1:6379' : undefined
     if (why !== undefined) {
       skipped.push(`plugin-redis skipped: ${why}`)
       variants.splice(variants.indexOf('plugin-redis'), 1)

@@ -153,7 +153,7 @@ export async function build (options: BuildOptions = {}): Promise<FastifyInstanc
   // Loaded only when asked for: a demo without Redis never needs ioredis.
   const adapter = options.redisUrl === undefined
     ? undefined
-    : (await import('../lib/redis.js')).redisAdapter({ url: options.redisUrl }, { key: options.redisKey ?? 'push-stream:demo' })
+    : (await import('../lib/redis/index.js')).redisAdapter({ url: options.redisUrl }, { key: options.redisKey ?? 'push-stream:demo' })
 
   await app.register(pushStream, {
     adapter,

@@ -3,6 +3,7 @@ import type { PushStreamAdapter } from './adapter.js'
 import { FST_PUSH_STREAM_INVALID_OPTION, describe } from './errors.js'
 import { nearestName } from './nearest-name.js'
 import { randomMessages } from './random-source.js'
+import { MAX_DELAY, integer, stripUndefined } from './validate.js'
 
 /** What `source` may return or yield to set the event name and channel as well as the data. */
 export interface SourceMessage<T = unknown> {
@@ -89,17 +90,6 @@ export const defaults = Object.freeze({
   client: false
 })
 
-// setTimeout and setInterval cannot wait longer than this.
-export const MAX_DELAY = 2 ** 31 - 1
-
-/** `value` when it is an integer from `min` to `max`; else `FST_PUSH_STREAM_INVALID_OPTION` naming the option. */
-export function integer (name: string, value: unknown, min: number, max: number): number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    throw new FST_PUSH_STREAM_INVALID_OPTION(name, describe(value), `an integer from ${min} to ${max}`)
-  }
-  return value
-}
-
 function boolean (name: string, value: unknown): boolean {
   if (typeof value !== 'boolean') throw new FST_PUSH_STREAM_INVALID_OPTION(name, describe(value), 'true or false')
   return value
@@ -174,11 +164,6 @@ const ADAPTER_METHODS = ['start', 'publish', 'replay', 'lease', 'close'] as cons
 function isAdapter (value: unknown): value is PushStreamAdapter {
   return typeof value === 'object' && value !== null &&
     ADAPTER_METHODS.every((name) => typeof (value as Record<string, unknown>)[name] === 'function')
-}
-
-/** The options without the keys whose value is undefined, so defaults apply to them. */
-export function stripUndefined<T extends object> (options: T): Partial<T> {
-  return Object.fromEntries(Object.entries(options).filter(([, value]) => value !== undefined)) as Partial<T>
 }
 
 /** Why a route option the plugin sets itself cannot be given. */

@@ -13,7 +13,7 @@ interface RedisModule {
 
 await runServer(async () => {
   // Loaded by path so this file typechecks before the adapter is built.
-  const modulePath = '../../dist/redis.js'
+  const modulePath = '../../dist/redis/index.js'
   const { redisAdapter } = await import(modulePath) as RedisModule
   const key = `bench:${randomBytes(6).toString('hex')}`
   const app = Fastify()

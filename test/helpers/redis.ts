@@ -38,8 +38,8 @@ export const skipUnlessRedis: { skip: string | false } = await (async () => {
  * The adapter module, loaded only by tests that run, so that on a machine
  * without Redis the module is never loaded and coverage does not count it.
  */
-export async function loadRedisAdapter (): Promise<typeof import('../../lib/redis.js')> {
-  return await import('../../lib/redis.js')
+export async function loadRedisAdapter (): Promise<typeof import('../../lib/redis/index.js')> {
+  return await import('../../lib/redis/index.js')
 }
 
 /** A client for the test's own use (inspecting, killing connections); quit in teardown. */

@@ -10,7 +10,7 @@ const bin = (name: string): string => join(root, 'node_modules', '.bin', name)
 
 t.test('the tarball holds the build, the README and the licence, and no source maps', async (t) => {
   const { shipped, installed } = consumer
-  for (const path of ['package.json', 'README.md', 'LICENSE', 'dist/index.js', 'dist/index.d.ts', 'dist/errors.d.ts', 'dist/redis.js', 'dist/redis.d.ts', 'dist/client/index.js', 'dist/client/index.d.ts']) {
+  for (const path of ['package.json', 'README.md', 'LICENSE', 'dist/index.js', 'dist/index.d.ts', 'dist/errors.d.ts', 'dist/redis/index.js', 'dist/redis/index.d.ts', 'dist/client/index.js', 'dist/client/index.d.ts']) {
     t.ok(shipped.includes(path), `ships ${path}`)
   }
   t.same(shipped.filter((path) => !/^dist\/|^(package\.json|README\.md|LICENSE)$/.test(path)), [], 'ships nothing outside dist/ but the manifest, README and licence')

@@ -16,7 +16,7 @@ const options: PushStreamOptions = {
   retry: Number(env.RETRY ?? 3000)
 }
 if (env.REDIS_URL !== undefined) {
-  const { redisAdapter } = await import('../../lib/redis.js')
+  const { redisAdapter } = await import('../../lib/redis/index.js')
   options.adapter = redisAdapter({ url: env.REDIS_URL }, { key: env.REDIS_KEY ?? 'push-stream-proxy-test' })
 }
 

@@ -1,4 +1,4 @@
-import type { AdapterEvent, AdapterMessage } from './adapter.js'
+import type { AdapterEvent, AdapterMessage } from '../adapter.js'
 
 /** A stream entry as XRANGE and XREAD return it: its id and its fields as name, value, name, value… */
 export type StreamEntry = [id: string, fields: string[]]

@@ -10,16 +10,16 @@
 import { once } from 'node:events'
 import { randomUUID } from 'node:crypto'
 import { Redis, type RedisOptions } from 'ioredis'
-import type { AdapterContext, AdapterEvent, AdapterMessage, PushStreamAdapter } from './adapter.js'
-import { FST_PUSH_STREAM_ADAPTER_UNAVAILABLE, FST_PUSH_STREAM_INVALID_OPTION, errorMessage } from './errors.js'
-import { compareEventIds, parseEventId, type EventId } from './wire/event-id.js'
-import { toEvents, toFields, type StreamEntry } from './redis-entries.js'
+import type { AdapterContext, AdapterEvent, AdapterMessage, PushStreamAdapter } from '../adapter.js'
+import { FST_PUSH_STREAM_ADAPTER_UNAVAILABLE, FST_PUSH_STREAM_INVALID_OPTION, errorMessage } from '../errors.js'
+import { compareEventIds, parseEventId, type EventId } from '../wire/event-id.js'
+import { toEvents, toFields, type StreamEntry } from './entries.js'
 import {
   resolveRedisConnection, resolveRedisOptions,
   type RedisAdapterOptions, type RedisConnection, type ResolvedRedisOptions
-} from './redis-options.js'
+} from './options.js'
 
-export { redisDefaults, type RedisAdapterOptions, type RedisConnection } from './redis-options.js'
+export { redisDefaults, type RedisAdapterOptions, type RedisConnection } from './options.js'
 
 /** What a fresh client is told when the stream is empty: "before the first entry". */
 const START_ID = '0-0'

@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis'
-import { FST_PUSH_STREAM_INVALID_OPTION, describe } from './errors.js'
-import { MAX_DELAY, integer, stripUndefined } from './options.js'
+import { FST_PUSH_STREAM_INVALID_OPTION, describe } from '../errors.js'
+import { MAX_DELAY, integer, stripUndefined } from '../validate.js'
 
 /**
  * Where the Redis adapter connects: a URL (the adapter opens and later quits
