@@ -36,6 +36,9 @@ export interface StreamLog {
   debug: (obj: object, msg: string) => void
 }
 
+/** How a stream's end reads in its log line. */
+const END_REASONS: Record<CloseReason, string> = { client: 'client-closed', slow: 'too-slow', server: 'server-closing' }
+
 /** A response made by `fastify.inject()` (light-my-request): its body goes to a stream the caller reads. */
 interface InjectedResponse { _lightMyRequest?: { stream?: Readable } }
 
@@ -45,8 +48,8 @@ interface InjectedResponse { _lightMyRequest?: { stream?: Readable } }
  * exactly once through `onClose`.
  */
 export class Connection {
-  /** The channels it subscribes to (the hub swaps in one set shared by all connections on the same channels). */
-  channels: ReadonlySet<string>
+  /** The channels it subscribes to (a set the hub shares among connections on the same channels). */
+  readonly channels: ReadonlySet<string>
   /** The client's address (`request.ip`), counted against `maxConnectionsPerIp`. */
   readonly address: string
   readonly #res: RawResponse
@@ -58,16 +61,16 @@ export class Connection {
   #closed = false
   /** The buffered bytes past which the client counts as too slow; raised while a replay drains. */
   #limit: number
-  /** Set by every write; the heartbeat skips connections that were written to. */
-  wroteSinceHeartbeat = false
+  /** Set by every write; a heartbeat is skipped for a connection that was written to since the last one. */
+  #wroteSinceHeartbeat = false
   /** Bytes handed to the client's stream (the headers aside). */
-  bytesWritten = 0
+  #bytesWritten = 0
   /** Events handed to the client's stream, as counted by the callers of `write` and `writeReplay`. */
-  eventsWritten = 0
+  #eventsWritten = 0
   /** When the connection was made (`Date.now()`). */
-  readonly openedAt = Date.now()
-  /** The request's logger, which carries its id. */
-  readonly log: StreamLog
+  readonly #openedAt = Date.now()
+  /** The request's logger, which carries its id; none for a refusal, whose end is logged apart. */
+  readonly #log: StreamLog | undefined
 
   constructor (
     res: RawResponse,
@@ -75,10 +78,10 @@ export class Connection {
     maxBufferedBytes: number,
     onClose: (connection: Connection, reason: CloseReason) => void,
     address: string,
-    log: StreamLog
+    log: StreamLog | undefined
   ) {
     this.address = address
-    this.log = log
+    this.#log = log
     this.#res = res
     this.#transport = transportOf(res)
     this.#sink = res as ServerResponse
@@ -132,7 +135,7 @@ export class Connection {
    */
   write (frame: Buffer, events = 1): void {
     if (this.#closed) return
-    this.wroteSinceHeartbeat = true
+    this.#wroteSinceHeartbeat = true
     const buffered = this.#transport.writableLength
     if (buffered > 0 && buffered + frame.length > this.#limit) {
       this.#res.destroy()
@@ -140,8 +143,17 @@ export class Connection {
       return
     }
     this.#sink.write(frame)
-    this.bytesWritten += frame.length
-    this.eventsWritten += events
+    this.#bytesWritten += frame.length
+    this.#eventsWritten += events
+  }
+
+  /**
+   * Writes `frame` (a comment) unless something else was written since the
+   * last call: one shared timer calls it for every connection.
+   */
+  heartbeat (frame: Buffer): void {
+    if (!this.#wroteSinceHeartbeat) this.write(frame, 0)
+    this.#wroteSinceHeartbeat = false
   }
 
   /**
@@ -154,8 +166,8 @@ export class Connection {
   writeReplay (replay: Buffer, events: number): void {
     if (replay.length === 0) return
     this.#sink.write(replay)
-    this.bytesWritten += replay.length
-    this.eventsWritten += events
+    this.#bytesWritten += replay.length
+    this.#eventsWritten += events
     const buffered = this.bufferedBytes
     if (buffered <= this.#maxBufferedBytes) return
     this.#limit = buffered + this.#maxBufferedBytes
@@ -188,7 +200,7 @@ export class Connection {
       this.#sink.write(lastFrame)
       ;(this.#sink as Socket).destroySoon()
     }
-    this.bytesWritten += lastFrame.length
+    this.#bytesWritten += lastFrame.length
     this.#finish('server')
   }
 
@@ -197,10 +209,16 @@ export class Connection {
     this[CONNECTION].#finish('client')
   }
 
-  /** Marks the connection ended and reports it, once, whichever way it ended. */
+  /** Marks the connection ended, reports it and logs it, once, whichever way it ended. */
   #finish (reason: CloseReason): void {
     if (this.#closed) return
     this.#closed = true
     this.#onClose(this, reason)
+    this.#log?.debug({
+      reason: END_REASONS[reason],
+      durationMs: Date.now() - this.#openedAt,
+      bytes: this.#bytesWritten,
+      events: this.#eventsWritten
+    }, 'fastify-push-stream: stream ended')
   }
 }

@@ -1,4 +1,5 @@
-import { Connection, type CloseReason } from './connection.js'
+import type { OutgoingHttpHeaders } from 'node:http'
+import { Connection, type CloseReason, type RawResponse, type StreamLog } from './connection.js'
 import { encodeComment } from './wire/encoder.js'
 
 const HEARTBEAT = encodeComment()
@@ -54,37 +55,107 @@ export function joinFrames (frames: readonly OutgoingFrame[], channels: Readonly
   return joined
 }
 
+/** A replay joined into one buffer, and how many events it holds. */
+export interface JoinedReplay {
+  readonly buffer: Buffer
+  readonly count: number
+}
+
 /**
- * The open connections, grouped by the set of channels they subscribe to and
- * indexed by channel. A broadcast encodes nothing: it writes bytes already
- * encoded, the same Buffer to every connection of a group, once per
- * connection per tick. One shared timer sends heartbeats, so an idle
- * connection costs no timer of its own.
+ * Every open stream, and the one place that writes to them. A stream is
+ * counted (also per client address) from the moment it opens; once
+ * subscribed, it is grouped by the set of channels it asked for and indexed
+ * by channel. A broadcast encodes nothing: it writes bytes already encoded,
+ * the same Buffer to every connection of a group, once per connection per
+ * tick. One shared timer sends heartbeats, so an idle connection costs no
+ * timer of its own.
  */
 export class Hub {
   readonly #groups = new Map<string, Group>()
   readonly #byChannel = new Map<string, Set<Group>>()
-  readonly #all = new Set<Connection>()
+  /** Every open connection, subscribed or not. */
+  readonly #open = new Set<Connection>()
+  /** The subscribed ones: they get broadcasts and heartbeats. */
+  readonly #live = new Set<Connection>()
+  /** Open streams per client address, for `maxConnectionsPerIp`. */
+  readonly #perAddress = new Map<string, number>()
+  readonly #maxBufferedBytes: number
+  readonly #onEnd: (connection: Connection) => void
   #heartbeat: NodeJS.Timeout | undefined
-  /** Connections ended because the client fell behind `maxBufferedBytes`. */
-  slowDisconnects = 0
+  #slowDisconnects = 0
+  #replayed = 0
+  #resets = 0
 
-  /** `heartbeatMs` 0 turns heartbeats off. */
-  constructor (heartbeatMs: number) {
-    if (heartbeatMs > 0) {
-      this.#heartbeat = setInterval(this.#beat, heartbeatMs)
+  /** `heartbeatMs` 0 turns heartbeats off; `onEnd` is told of every connection that ends, once. */
+  constructor (options: { heartbeatMs: number, maxBufferedBytes: number, onEnd: (connection: Connection) => void }) {
+    this.#maxBufferedBytes = options.maxBufferedBytes
+    this.#onEnd = options.onEnd
+    if (options.heartbeatMs > 0) {
+      this.#heartbeat = setInterval(this.#beat, options.heartbeatMs)
       this.#heartbeat.unref()
     }
   }
 
   /** Open connections. */
   get size (): number {
-    return this.#all.size
+    return this.#open.size
   }
 
-  /** Subscribes a connection to its channels until it closes. */
-  add (connection: Connection): void {
-    this.#all.add(connection)
+  /** Streams ended because the client fell behind `maxBufferedBytes`. */
+  get slowDisconnects (): number {
+    return this.#slowDisconnects
+  }
+
+  /** Events written again to clients that resumed. */
+  get replayed (): number {
+    return this.#replayed
+  }
+
+  /** `reset` events written. */
+  get resets (): number {
+    return this.#resets
+  }
+
+  /** Open streams from one client address. */
+  connectionsFrom (address: string): number {
+    return this.#perAddress.get(address) ?? 0
+  }
+
+  /**
+   * Opens a stream on `res` (status line and headers), counted until it
+   * ends; it gets broadcasts once `subscribe`d. Connections on the same
+   * channels share one set of them.
+   */
+  open (res: RawResponse, headers: OutgoingHttpHeaders, request: { channels: ReadonlySet<string>, address: string, log: StreamLog }): Connection {
+    const channels = this.#groups.get(groupKey(request.channels))?.channels ?? request.channels
+    const connection = new Connection(res, channels, this.#maxBufferedBytes, this.#remove, request.address, request.log)
+    this.#open.add(connection)
+    this.#perAddress.set(request.address, this.connectionsFrom(request.address) + 1)
+    connection.open(headers)
+    return connection
+  }
+
+  /** Writes one frame holding `events` events (0 for a block the client does not dispatch). */
+  write (connection: Connection, frame: Buffer, events: number): void {
+    connection.write(frame, events)
+  }
+
+  /** Writes what a resuming client missed. */
+  replay (connection: Connection, replay: JoinedReplay): void {
+    connection.writeReplay(replay.buffer, replay.count)
+    this.#replayed += replay.count
+  }
+
+  /** Writes a `reset` event. */
+  reset (connection: Connection, frame: Buffer): void {
+    this.#resets++
+    connection.write(frame)
+  }
+
+  /** Subscribes a connection to its channels until it ends, unless it has already ended. */
+  subscribe (connection: Connection): void {
+    if (connection.closed) return
+    this.#live.add(connection)
     const key = groupKey(connection.channels)
     let group = this.#groups.get(key)
     if (group === undefined) {
@@ -99,17 +170,20 @@ export class Hub {
         groups.add(group)
       }
     }
-    // One set for all the connections of a group, not one each.
-    connection.channels = group.channels
     group.connections.add(connection)
   }
 
-  /** The `onClose` callback to give each connection: unsubscribes it at once. */
-  readonly remove = (connection: Connection, reason: CloseReason): void => {
-    if (!this.#all.delete(connection)) return
-    if (reason === 'slow') this.slowDisconnects++
+  /** Every connection's `onClose`: forgets it at once, whichever way it ended. */
+  readonly #remove = (connection: Connection, reason: CloseReason): void => {
+    this.#open.delete(connection)
+    const left = this.connectionsFrom(connection.address) - 1
+    if (left > 0) this.#perAddress.set(connection.address, left)
+    else this.#perAddress.delete(connection.address)
+    if (reason === 'slow') this.#slowDisconnects++
+    this.#onEnd(connection)
+    if (!this.#live.delete(connection)) return
     const key = groupKey(connection.channels)
-    // Every connection in #all was added, so its group exists.
+    // Every live connection was subscribed, so its group exists.
     const group = this.#groups.get(key) as Group
     group.connections.delete(connection)
     if (group.connections.size > 0) return
@@ -149,17 +223,14 @@ export class Hub {
     }
   }
 
-  /** Ends every connection, each after its own last frame, and stops the heartbeat. */
+  /** Ends every open connection, subscribed or not, each after its own last frame, and stops the heartbeat. */
   closeAll (lastFrame: () => Buffer): void {
     clearInterval(this.#heartbeat)
     this.#heartbeat = undefined
-    for (const connection of [...this.#all]) connection.end(lastFrame())
+    for (const connection of [...this.#open]) connection.end(lastFrame())
   }
 
   readonly #beat = (): void => {
-    for (const connection of this.#all) {
-      if (!connection.wroteSinceHeartbeat) connection.write(HEARTBEAT, 0)
-      connection.wroteSinceHeartbeat = false
-    }
+    for (const connection of this.#live) connection.heartbeat(HEARTBEAT)
   }
 }

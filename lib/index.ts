@@ -3,7 +3,7 @@ import fp from 'fastify-plugin'
 import { clientScriptHandler, loadClientScript } from './client-script.js'
 import { FST_PUSH_STREAM_ALREADY_REGISTERED } from './errors.js'
 import { resolveOptions, resolveRegisterOptions, type PushStreamOptions } from './options.js'
-import { PushStream, type PushStreamApi } from './push-stream.js'
+import { Broker, type PushStreamApi } from './broker.js'
 import { streamHandler } from './route.js'
 import { acceptEveryRequest, streamRouteSchema } from './route-schema.js'
 
@@ -18,7 +18,7 @@ const pushStreamPlugin: FastifyPluginAsync<PushStreamOptions> = async function p
   if (fastify.hasDecorator('pushStream')) throw new FST_PUSH_STREAM_ALREADY_REGISTERED()
   const options = resolveOptions(opts)
   const register = resolveRegisterOptions(opts)
-  const core = new PushStream(options, fastify.log)
+  const core = new Broker(options, fastify.log)
 
   const api: PushStreamApi = Object.freeze({
     publish: core.publish.bind(core),
@@ -70,5 +70,5 @@ export type {
   PublishedEvent,
   PushStreamApi,
   PushStreamStats
-} from './push-stream.js'
+} from './broker.js'
 export { randomMessages, type RandomMessage } from './random-source.js'

@@ -13,7 +13,7 @@ import { Connection } from './connection.js'
 import { encodeEvent } from './wire/encoder.js'
 import { RefusalLog, withoutRepeatedCause } from './log.js'
 import type { ResolvedOptions } from './options.js'
-import type { PushStream } from './push-stream.js'
+import type { Broker } from './broker.js'
 import { DEFAULT_CHANNEL, RETRY_EVENT, assertChannel } from './wire/protocol.js'
 
 // Never sent on a stream: hop-by-hop headers are forbidden over HTTP/2, and a length would end it.
@@ -65,7 +65,7 @@ function streamHeaders (reply: FastifyReply): OutgoingHttpHeaders {
 }
 
 /** The GET handler that turns a request into a stream. */
-export function streamHandler (pushStream: PushStream, options: ResolvedOptions) {
+export function streamHandler (pushStream: Broker, options: ResolvedOptions) {
   const retryAfter = String(Math.max(1, Math.ceil(options.retry / 1000)))
   const refusals = new RefusalLog()
 
@@ -97,7 +97,7 @@ export function streamHandler (pushStream: PushStream, options: ResolvedOptions)
     }
     const headers = streamHeaders(reply)
     reply.hijack()
-    const connection = new Connection(reply.raw, new Set(), options.maxBufferedBytes, () => {}, request.ip, request.log)
+    const connection = new Connection(reply.raw, new Set(), options.maxBufferedBytes, () => {}, request.ip, undefined)
     connection.open(headers)
     connection.end(encodeEvent({
       retry: options.retry,

@@ -1,16 +1,16 @@
 import t from 'tap'
-import { Generator } from '../lib/generator.js'
+import { SourceLoop } from '../lib/source-loop.js'
 
 // The generator's timers are unref'd, as a library's should be: hold the process open while tests wait on them.
 const alive = setInterval(() => {}, 60_000)
 t.teardown(() => clearInterval(alive))
 
 /** A generator whose published values and errors are collected; `published` resolves waiters. */
-function harness (source: ConstructorParameters<typeof Generator>[0]['source'], interval: number) {
+function harness (source: ConstructorParameters<typeof SourceLoop>[0]['source'], interval: number) {
   const published: unknown[] = []
   const errors: unknown[] = []
   let wake = (): void => {}
-  const generator = new Generator<string>({
+  const generator = new SourceLoop<string>({
     source,
     interval,
     publish: (value) => {

@@ -13,7 +13,7 @@ export type Pull<R> = { done: false, published: R | undefined } | { done: true }
  * in order, paced by `interval`. Pulls never overlap, even when `pull()` is
  * also called by hand.
  */
-export class Generator<R> {
+export class SourceLoop<R> {
   readonly #source: MessageSource
   readonly #interval: number
   readonly #publish: (value: unknown) => R | Promise<R>

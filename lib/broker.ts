@@ -1,0 +1,208 @@
+import type { OutgoingHttpHeaders } from 'node:http'
+import type { AdapterLogger } from './adapter.js'
+import { isGone, type RawResponse, type StreamLog } from './connection.js'
+import { createEngine, type Engine } from './engine/engine.js'
+import { FST_PUSH_STREAM_CLOSED } from './errors.js'
+import type { HistoryEntry } from './history.js'
+import { Hub } from './hub.js'
+import { withoutRepeatedCause } from './log.js'
+import { prepareMessage, sourceMessage, type PublishOptions } from './message.js'
+import type { ResolvedOptions } from './options.js'
+import { Resume } from './resume.js'
+import { SourceLoop } from './source-loop.js'
+import { encodeControl, encodeEvent } from './wire/encoder.js'
+import { formatEventId } from './wire/event-id.js'
+import { OPEN_EVENT } from './wire/protocol.js'
+
+export type { PublishOptions } from './message.js'
+
+/** What a stream request asks for. */
+export interface StreamRequest {
+  /** The channels to subscribe to. */
+  channels: ReadonlySet<string>
+  /** The id to resume after, as the client sent it; undefined for a fresh client. */
+  lastEventId: string | undefined
+  /** True for the browser client (`?handshake=1`): it gets the opening block as an `OPEN_EVENT` it can read. */
+  handshake: boolean
+  /** The client's address (`request.ip`). */
+  address: string
+  /** The request's logger (`request.log`, which carries its id): the stream's open and end are logged there at `debug`. */
+  log: StreamLog
+}
+
+/** An event as published: the id the plugin gave it, its name, channel and data. */
+export interface PublishedEvent<T = unknown> {
+  id: string
+  event: string | undefined
+  channel: string
+  data: T
+}
+
+/** Counters since the plugin started. */
+export interface PushStreamStats {
+  /** Streams open now. */
+  connections: number
+  /** Events published. */
+  published: number
+  /** Events sent again to clients that reconnected with `Last-Event-ID`. */
+  replayed: number
+  /** `reset` events sent because a `Last-Event-ID` could not be replayed. */
+  resets: number
+  /** Streams ended because the client fell more than `maxBufferedBytes` behind. */
+  slowDisconnects: number
+}
+
+/**
+ * What `publish` returns, with every engine: a promise of the event as
+ * published. Kept as a name for code written against earlier versions.
+ */
+export type Published<T> = Promise<PublishedEvent<T>>
+
+/** The `fastify.pushStream` decorator. */
+export interface PushStreamApi {
+  /**
+   * Publishes one event to every subscriber of its channel and records it for
+   * replay. Strings are sent as they are; anything else goes through `serialize`.
+   * Bad input throws a named error at once, with every engine, and sends
+   * nothing: a bad event name, channel, options argument or data, or a call
+   * after close. Otherwise it returns a promise of the event with its id,
+   * which resolves at once with the in-memory engine and once the engine has
+   * stored the event with an adapter (it rejects only when the engine fails).
+   */
+  publish<T>(data: T, options?: PublishOptions): Promise<PublishedEvent<T>>
+  /** Pulls one message from the source and publishes it; `undefined` when the source gave none. */
+  generate(): Promise<PublishedEvent | undefined>
+  /** Counters since the plugin started. */
+  stats(): PushStreamStats
+}
+
+/**
+ * What `fastify.pushStream` stands on: checks each published message, has the
+ * engine give it an id, and writes each tick's events out together (each
+ * connection gets one write for all of them); opens client streams, with
+ * their replay; runs the message source; closes everything.
+ */
+export class Broker implements PushStreamApi {
+  readonly #options: ResolvedOptions
+  readonly #engine: Engine
+  readonly #hub: Hub
+  readonly #resume: Resume
+  readonly #loop: SourceLoop<PublishedEvent>
+  /** Events of this tick not yet written out. */
+  #pending: HistoryEntry[] = []
+  #closed = false
+
+  /** `log` is told of every failure of the source loop (the loop goes on) and of the engine. */
+  constructor (options: ResolvedOptions, log: AdapterLogger) {
+    this.#options = options
+    this.#hub = new Hub({ heartbeatMs: options.heartbeat, maxBufferedBytes: options.maxBufferedBytes, onEnd: (connection) => { this.#resume.forget(connection) } })
+    this.#engine = createEngine(options, this.#enqueue, log)
+    this.#resume = new Resume(this.#hub, this.#engine)
+    const engine = this.#engine
+    this.#loop = new SourceLoop({
+      source: options.source,
+      interval: options.interval,
+      publish: (value) => {
+        const { data, options } = sourceMessage(value)
+        return this.publish(data, options)
+      },
+      onError: (err) => {
+        log.error({ err: withoutRepeatedCause(err) }, 'fastify-push-stream: the generator could not publish a message; it goes on')
+      },
+      mayRun: () => engine.mayGenerate
+    })
+  }
+
+  /** True once `close()` began: no new streams, no publishing. */
+  get closing (): boolean {
+    return this.#closed
+  }
+
+  /** Open streams. */
+  get connections (): number {
+    return this.#hub.size
+  }
+
+  /** Open streams from one client address. */
+  connectionsFrom (address: string): number {
+    return this.#hub.connectionsFrom(address)
+  }
+
+  publish<T>(data: T, options?: PublishOptions): Promise<PublishedEvent<T>> {
+    if (this.#closed) throw new FST_PUSH_STREAM_CLOSED()
+    // Checked before anything asynchronous, so bad input throws alike with every engine.
+    const message = prepareMessage(data, options, this.#options.serialize)
+    return this.#engine.append(message).then((id) => ({ id, event: message.event, channel: message.channel, data }))
+  }
+
+  async generate (): Promise<PublishedEvent | undefined> {
+    if (this.#closed) throw new FST_PUSH_STREAM_CLOSED()
+    const pulled = await this.#loop.pull()
+    return pulled.done ? undefined : pulled.published
+  }
+
+  stats (): PushStreamStats {
+    return {
+      connections: this.#hub.size,
+      published: this.#engine.published,
+      replayed: this.#hub.replayed,
+      resets: this.#hub.resets,
+      slowDisconnects: this.#hub.slowDisconnects
+    }
+  }
+
+  /** Starts the engine and the source loop (a no-op when `interval` is 0 and the source is a function). */
+  async start (): Promise<void> {
+    await this.#engine.start(this.#loop.timed)
+    this.#loop.start()
+  }
+
+  /**
+   * Opens a client's stream: headers, an opening block (the `retry:` and, for
+   * a fresh client, its starting id), then, for a client that resumes, the
+   * events it missed or a `reset`; then live events.
+   */
+  open (res: RawResponse, headers: OutgoingHttpHeaders, request: StreamRequest): void {
+    // A client that left while the request was in hooks or authorize: its close event has already passed.
+    if (isGone(res)) return
+    const { lastEventId, handshake } = request
+    const connection = this.#hub.open(res, headers, request)
+    request.log.debug({ channels: [...request.channels], lastEventId }, 'fastify-push-stream: stream opened')
+    const { retry, heartbeat } = this.#options
+    // A fresh client learns where it starts, so a reconnect before its first event still resumes.
+    const startId = lastEventId === undefined ? formatEventId(this.#engine.history.newest) : undefined
+    // Only the handshake's opening block is an event a client dispatches.
+    if (handshake) this.#hub.write(connection, encodeEvent({ retry, id: startId, event: OPEN_EVENT, data: JSON.stringify({ retry, heartbeat }) }), 1)
+    else this.#hub.write(connection, encodeControl({ retry, id: startId }), 0)
+    if (lastEventId === undefined) this.#hub.subscribe(connection)
+    else this.#resume.start(connection, lastEventId)
+  }
+
+  /** Stops the source loop and ends every stream, each with a jittered `retry:` so clients do not all return at once. */
+  async close (): Promise<void> {
+    this.#closed = true
+    this.#flush()
+    const retry = this.#options.retry
+    this.#hub.closeAll(() => encodeControl({ retry: retry + Math.floor(Math.random() * Math.max(retry, 1000)) }))
+    await this.#loop.stop()
+    await this.#engine.close()
+  }
+
+  /** The engine's `deliver`: queues an event for this tick; the first one of a tick schedules the write. */
+  readonly #enqueue = (entry: HistoryEntry): void => {
+    this.#pending.push(entry)
+    // A microtask runs before any I/O: nothing waits a tick when there is nothing to join.
+    if (this.#pending.length === 1) queueMicrotask(this.#flush)
+  }
+
+  /** Records this tick's events in history and writes them out, joined per connection; then resumes whom they catch up with. */
+  readonly #flush = (): void => {
+    const entries = this.#pending
+    if (entries.length === 0) return
+    this.#pending = []
+    const history = this.#engine.history
+    for (const entry of entries) history.append(entry)
+    this.#hub.broadcast(entries)
+    this.#resume.afterTick()
+  }
+}

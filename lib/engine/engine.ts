@@ -1,0 +1,45 @@
+import type { AdapterLogger } from '../adapter.js'
+import type { History, HistoryEntry } from '../history.js'
+import type { OutgoingMessage } from '../message.js'
+import type { ResolvedOptions } from '../options.js'
+import type { EventId } from '../wire/event-id.js'
+import { LocalEngine } from './local.js'
+import { SharedEngine } from './shared.js'
+
+/**
+ * Where events get their ids and are kept: this process alone (the default),
+ * or a log shared by every instance through an adapter. Exactly one engine
+ * runs per plugin instance, chosen once by `createEngine`; nothing else asks
+ * whether there is an adapter.
+ */
+export interface Engine {
+  /** The recent events, as this instance delivered them: what replay is served from first. */
+  readonly history: History
+  /** Events this instance published (stored, with an adapter). */
+  readonly published: number
+  /** False while another instance runs the message source (it holds the lease). */
+  readonly mayGenerate: boolean
+  /** Connects, and takes part in the source's lease when `runsSource`. */
+  start: (runsSource: boolean) => Promise<void>
+  /**
+   * Gives `message` its id and stores it; resolves with the id. The event
+   * reaches this instance's subscribers through the engine's `deliver`, not
+   * through this call.
+   */
+  append: (message: OutgoingMessage) => Promise<string>
+  /**
+   * The events on `channels` after `lastId` up to `until` that history no
+   * longer holds: `null` (at once) when there is nowhere else to look, else a
+   * promise of them, or of `null` when the id is unknown there too.
+   */
+  replayOlder: (lastId: string, until: EventId, channels: ReadonlySet<string>) => Promise<HistoryEntry[] | null> | null
+  /** Stops taking part and lets go of what the engine holds. */
+  close: () => Promise<void>
+}
+
+/** The engine the options ask for; `deliver` is handed each event once, in order, encoded. */
+export function createEngine (options: ResolvedOptions, deliver: (entry: HistoryEntry) => void, log: AdapterLogger): Engine {
+  return options.adapter === undefined
+    ? new LocalEngine(options.history, deliver)
+    : new SharedEngine(options.adapter, options.history, deliver, log)
+}

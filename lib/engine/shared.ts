@@ -1,0 +1,131 @@
+import type { AdapterEvent, AdapterLogger, PushStreamAdapter } from '../adapter.js'
+import { FST_PUSH_STREAM_ADAPTER_UNAVAILABLE, FST_PUSH_STREAM_INVALID_OPTION, describe, errorMessage } from '../errors.js'
+import { History, type HistoryEntry } from '../history.js'
+import { LeaseKeeper } from '../lease.js'
+import type { OutgoingMessage } from '../message.js'
+import { encodeEvent } from '../wire/encoder.js'
+import { compareEventIds, formatEventId, parseEventId, type EventId } from '../wire/event-id.js'
+import { isValidChannel } from '../wire/protocol.js'
+import type { Engine } from './engine.js'
+
+/** The name of the lease that decides which instance runs the message source. */
+const SOURCE_LEASE = 'generator'
+
+/**
+ * The engine shared by every instance through an adapter (Redis): the
+ * adapter's log gives the ids and is the long history; this instance tails
+ * it and delivers each event once, in log order, including its own.
+ */
+export class SharedEngine implements Engine {
+  readonly #adapter: PushStreamAdapter
+  readonly #log: AdapterLogger
+  readonly #historySize: number
+  readonly #deliver: (entry: HistoryEntry) => void
+  readonly #lease: LeaseKeeper
+  /** Made again at start, once the log's end (its starting point) is known. */
+  #history: History
+  /** The newest id taken from the log: anything not after it was delivered already. */
+  #lastDelivered: EventId = { ms: 0, seq: 0 }
+  #published = 0
+
+  constructor (adapter: PushStreamAdapter, historySize: number, deliver: (entry: HistoryEntry) => void, log: AdapterLogger) {
+    this.#adapter = adapter
+    this.#log = log
+    this.#historySize = historySize
+    this.#deliver = deliver
+    this.#history = new History(historySize, this.#lastDelivered)
+    this.#lease = new LeaseKeeper(adapter, SOURCE_LEASE, (err) => {
+      log.warn({ err }, 'fastify-push-stream: could not take or renew the generator lease')
+    })
+  }
+
+  get history (): History {
+    return this.#history
+  }
+
+  get published (): number {
+    return this.#published
+  }
+
+  /** Only the instance that holds the lease runs the source. */
+  get mayGenerate (): boolean {
+    return this.#lease.held
+  }
+
+  /** Starts the adapter (its log's end becomes the history's starting point), then the lease when this instance may run the source. */
+  async start (runsSource: boolean): Promise<void> {
+    const end = await this.#adapter.start({ deliver: this.#take, log: this.#log })
+    const origin = parseEventId(end)
+    if (origin === null) throw new FST_PUSH_STREAM_INVALID_OPTION('adapter', `a start() that resolved with ${describe(end)}`, 'one that resolves with the id of the log\'s newest event')
+    this.#history = new History(this.#historySize, origin)
+    this.#lastDelivered = origin
+    if (runsSource) await this.#lease.start()
+  }
+
+  /** Stores the event in the log; it reaches subscribers, here too, when the adapter delivers it back. */
+  async append ({ event, channel, text }: OutgoingMessage): Promise<string> {
+    let id: string
+    try {
+      id = await this.#adapter.publish({ channel, event, data: text })
+    } catch (error) {
+      throw unavailable(error)
+    }
+    this.#published++
+    return id
+  }
+
+  /** Asks the log for what history no longer holds; an engine that fails to answer counts as not knowing (a reset). */
+  replayOlder (lastId: string, until: EventId, channels: ReadonlySet<string>): Promise<HistoryEntry[] | null> {
+    return this.#adapter.replay(lastId, formatEventId(until), channels).then(
+      (older) => older === null ? null : this.#entriesOf(older),
+      (err: unknown) => {
+        this.#log.warn({ err }, 'fastify-push-stream: the adapter could not replay; the client gets a reset')
+        return null
+      }
+    )
+  }
+
+  async close (): Promise<void> {
+    this.#lease.stop()
+    await this.#adapter.close()
+  }
+
+  /** The adapter's `deliver`: events from the shared log, in log order. */
+  readonly #take = (events: readonly AdapterEvent[]): void => {
+    for (const event of events) {
+      const entry = this.#entryOf(event)
+      // An adapter that hands over an event twice (or one from before start) cannot make a client see it twice.
+      if (entry === undefined || compareEventIds(entry.id, this.#lastDelivered) <= 0) continue
+      this.#lastDelivered = entry.id
+      this.#deliver(entry)
+    }
+  }
+
+  #entriesOf (events: readonly AdapterEvent[]): HistoryEntry[] {
+    const entries: HistoryEntry[] = []
+    for (const event of events) {
+      const entry = this.#entryOf(event)
+      if (entry !== undefined) entries.push(entry)
+    }
+    return entries
+  }
+
+  /** An event of the shared log, checked and encoded; undefined (and logged) for one this plugin could not have written. */
+  #entryOf ({ id: idText, channel, event, data }: AdapterEvent): HistoryEntry | undefined {
+    try {
+      const id = parseEventId(idText)
+      if (id === null || !isValidChannel(channel)) throw new Error(`not an event of this plugin: id ${describe(idText)}, channel ${describe(channel)}`)
+      return { id, idText, channel, frame: encodeEvent({ id: idText, event, data }) }
+    } catch (err) {
+      // Something else wrote to the log: skipped, never sent half-checked.
+      this.#log.warn({ err }, 'fastify-push-stream: skipped an entry of the shared log')
+      return undefined
+    }
+  }
+}
+
+/** The adapter's failure as `FST_PUSH_STREAM_ADAPTER_UNAVAILABLE`: the one place an engine's error is named, never twice. */
+function unavailable (error: unknown): unknown {
+  if ((error as { code?: unknown }).code === 'FST_PUSH_STREAM_ADAPTER_UNAVAILABLE') return error
+  return new FST_PUSH_STREAM_ADAPTER_UNAVAILABLE(errorMessage(error), { cause: error })
+}
