@@ -13,7 +13,7 @@ export interface HistoryEntry {
  * The bounded replay log: the last `capacity` events in publish order, so a
  * client that reconnects with `Last-Event-ID` gets exactly what it missed.
  */
-export class History {
+export class EventHistory {
   readonly capacity: number
   readonly #origin: EventId
   readonly #ring: HistoryEntry[] = []

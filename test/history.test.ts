@@ -1,7 +1,7 @@
 import t from 'tap'
 import fc from 'fast-check'
 import { EventIdClock, formatEventId, type EventId } from '../lib/wire/event-id.js'
-import { History, type HistoryEntry } from '../lib/history.js'
+import { EventHistory, type HistoryEntry } from '../lib/history.js'
 
 /** A clock that stands still, so ids differ only in `seq` (and are predictable). */
 function stillClock (ms = 1_700_000_000_000): EventIdClock {
@@ -15,7 +15,7 @@ function makeEntry (clock: EventIdClock, channel = 'default'): HistoryEntry {
 }
 
 /** Appends `count` entries, channels taken in turn from `channels`. */
-function fill (history: History, clock: EventIdClock, count: number, channels = ['default']): HistoryEntry[] {
+function fill (history: EventHistory, clock: EventIdClock, count: number, channels = ['default']): HistoryEntry[] {
   const entries: HistoryEntry[] = []
   for (let i = 0; i < count; i++) {
     const entry = makeEntry(clock, channels[i % channels.length])
@@ -30,7 +30,7 @@ const all = new Set(['default', 'a', 'b', 'c'])
 
 t.test('since(id) returns what came after it, oldest first, filtered to the channels', async (t) => {
   const clock = stillClock()
-  const history = new History(100, clock.origin)
+  const history = new EventHistory(100, clock.origin)
   const entries = fill(history, clock, 9, ['a', 'b', 'c'])
   const [e0, e1, , , , , , , e8] = entries as [HistoryEntry, ...HistoryEntry[]]
   t.equal(history.size, 9)
@@ -48,7 +48,7 @@ t.test('since(id) returns what came after it, oldest first, filtered to the chan
 
 t.test('since(newest) is empty', async (t) => {
   const clock = stillClock()
-  const history = new History(10, clock.origin)
+  const history = new EventHistory(10, clock.origin)
   t.same(history.since(clock.origin, all), [], 'before anything, the origin is the newest')
   t.same(history.newest, clock.origin)
   t.equal(history.size, 0)
@@ -61,7 +61,7 @@ t.test('since(newest) is empty', async (t) => {
 t.test('since() is null for ids this history cannot answer for', async (t) => {
   let now = 5_000
   const clock = new EventIdClock(() => now)
-  const history = new History(10, clock.origin)
+  const history = new EventHistory(10, clock.origin)
   const entries: HistoryEntry[] = []
   for (const reading of [5_000, 5_010, 5_020, 5_030]) {
     now = reading
@@ -88,7 +88,7 @@ t.test('since() is null for ids this history cannot answer for', async (t) => {
 
 t.test('ids evicted before the last eviction, and the origin after one, are null', async (t) => {
   const clock = stillClock()
-  const history = new History(3, clock.origin)
+  const history = new EventHistory(3, clock.origin)
   const entries = fill(history, clock, 3)
   t.same(ids(history.since(clock.origin, all)), ids(entries), 'at capacity, nothing evicted yet: everything from the origin')
   t.same(ids(history.since(entries[0]!.id, all)), ids(entries.slice(1)))
@@ -105,7 +105,7 @@ t.test('ids evicted before the last eviction, and the origin after one, are null
 
 t.test('capacity 0 keeps nothing', async (t) => {
   const clock = stillClock()
-  const history = new History(0, clock.origin)
+  const history = new EventHistory(0, clock.origin)
   t.same(history.since(clock.origin, all), [], 'nothing published yet: the origin is the newest')
   const entries = fill(history, clock, 3)
   t.equal(history.size, 0)
@@ -118,7 +118,7 @@ t.test('capacity 0 keeps nothing', async (t) => {
 
 t.test('capacity 0, one event: the origin is already unanswerable', async (t) => {
   const clock = stillClock()
-  const history = new History(0, clock.origin)
+  const history = new EventHistory(0, clock.origin)
   const [only] = fill(history, clock, 1)
   t.same(history.since(only!.id, all), [])
   t.equal(history.since(clock.origin, all), null)
@@ -127,7 +127,7 @@ t.test('capacity 0, one event: the origin is already unanswerable', async (t) =>
 t.test('the ring wraps correctly: capacity 5, 23 appends', async (t) => {
   const capacity = 5
   const clock = stillClock()
-  const history = new History(capacity, clock.origin)
+  const history = new EventHistory(capacity, clock.origin)
   const entries: HistoryEntry[] = []
   let wrong = 0
   for (let n = 1; n <= 23; n++) {
@@ -167,7 +167,7 @@ t.test('property: since() matches a plain list model', async (t) => {
     (capacity, appends, channels) => {
       let now = 1_000
       const clock = new EventIdClock(() => now)
-      const history = new History(capacity, clock.origin)
+      const history = new EventHistory(capacity, clock.origin)
       const entries: HistoryEntry[] = []
       for (const { channel, tick } of appends) {
         now += tick

@@ -1,5 +1,5 @@
 import type { AdapterLogger } from '../adapter.js'
-import type { History, HistoryEntry } from '../history.js'
+import type { EventHistory, HistoryEntry } from '../history.js'
 import type { OutgoingMessage } from '../message.js'
 import type { ResolvedOptions } from '../options.js'
 import type { EventId } from '../wire/event-id.js'
@@ -14,7 +14,7 @@ import { SharedEngine } from './shared.js'
  */
 export interface Engine {
   /** The recent events, as this instance delivered them: what replay is served from first. */
-  readonly history: History
+  readonly history: EventHistory
   /** Events this instance published (stored, with an adapter). */
   readonly published: number
   /** False while another instance runs the message source (it holds the lease). */

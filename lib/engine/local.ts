@@ -1,4 +1,4 @@
-import { History, type HistoryEntry } from '../history.js'
+import { EventHistory, type HistoryEntry } from '../history.js'
 import type { OutgoingMessage } from '../message.js'
 import { encodeEvent } from '../wire/encoder.js'
 import { EventIdClock, formatEventId } from '../wire/event-id.js'
@@ -11,12 +11,12 @@ import type { Engine } from './engine.js'
  */
 export class LocalEngine implements Engine {
   readonly #clock = new EventIdClock()
-  readonly history: History
+  readonly history: EventHistory
   readonly #deliver: (entry: HistoryEntry) => void
   #published = 0
 
   constructor (historySize: number, deliver: (entry: HistoryEntry) => void) {
-    this.history = new History(historySize, this.#clock.origin)
+    this.history = new EventHistory(historySize, this.#clock.origin)
     this.#deliver = deliver
   }
 

@@ -1,6 +1,6 @@
 import type { AdapterEvent, AdapterLogger, PushStreamAdapter } from '../adapter.js'
 import { FST_PUSH_STREAM_ADAPTER_UNAVAILABLE, FST_PUSH_STREAM_INVALID_OPTION, describe, errorMessage } from '../errors.js'
-import { History, type HistoryEntry } from '../history.js'
+import { EventHistory, type HistoryEntry } from '../history.js'
 import { LeaseKeeper } from '../lease.js'
 import type { OutgoingMessage } from '../message.js'
 import { encodeEvent } from '../wire/encoder.js'
@@ -23,7 +23,7 @@ export class SharedEngine implements Engine {
   readonly #deliver: (entry: HistoryEntry) => void
   readonly #lease: LeaseKeeper
   /** Made again at start, once the log's end (its starting point) is known. */
-  #history: History
+  #history: EventHistory
   /** The newest id taken from the log: anything not after it was delivered already. */
   #lastDelivered: EventId = { ms: 0, seq: 0 }
   #published = 0
@@ -33,13 +33,13 @@ export class SharedEngine implements Engine {
     this.#log = log
     this.#historySize = historySize
     this.#deliver = deliver
-    this.#history = new History(historySize, this.#lastDelivered)
+    this.#history = new EventHistory(historySize, this.#lastDelivered)
     this.#lease = new LeaseKeeper(adapter, SOURCE_LEASE, (err) => {
       log.warn({ err }, 'fastify-push-stream: could not take or renew the generator lease')
     })
   }
 
-  get history (): History {
+  get history (): EventHistory {
     return this.#history
   }
 
@@ -57,7 +57,7 @@ export class SharedEngine implements Engine {
     const end = await this.#adapter.start({ deliver: this.#take, log: this.#log })
     const origin = parseEventId(end)
     if (origin === null) throw new FST_PUSH_STREAM_INVALID_OPTION('adapter', `a start() that resolved with ${describe(end)}`, 'one that resolves with the id of the log\'s newest event')
-    this.#history = new History(this.#historySize, origin)
+    this.#history = new EventHistory(this.#historySize, origin)
     this.#lastDelivered = origin
     if (runsSource) await this.#lease.start()
   }
