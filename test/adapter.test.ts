@@ -4,16 +4,12 @@ import pushStream, { type PushStreamAdapter, type PushStreamOptions } from '../l
 import { LEASE_RENEW_MS, LeaseKeeper } from '../lib/lease.js'
 import { LogCapture } from './helpers/log.js'
 import { SharedLog } from './helpers/log-adapter.js'
-import { openStream, startApp, waitFor, type Teardown } from './helpers/sse.js'
+import { openStream, startApp } from './helpers/sse.js'
+import type { Teardown } from './helpers/teardown.js'
+import { waitFor } from './helpers/wait.js'
 
 // The plugin's adapter path, driven through a shared log in this process:
 // several app instances, each on its own port, as behind a load balancer.
-
-/** A logger whose lines are kept, to check what the plugin reported. */
-function capturedLogger (): { lines: LogCapture['lines'], logger: object } {
-  const stream = new LogCapture()
-  return { lines: stream.lines, logger: { level: 'info', stream } }
-}
 
 /**
  * Instance A publishes "one"; instance B starts after it, so B's history
@@ -70,7 +66,7 @@ t.test('a client resumes on another instance, which asks the log for what its ow
 
 t.test('an id the log cannot answer gets a reset; a log that fails to answer too', async (t) => {
   const log = new SharedLog()
-  const { lines, logger } = capturedLogger()
+  const { lines, logger } = new LogCapture()
   const a = await startApp(t, { adapter: log.adapter() })
   await a.app.pushStream.publish('old')
   const b = await startApp(t, { adapter: log.adapter() }, undefined, { logger })
@@ -176,7 +172,7 @@ t.test('publish through an adapter rejects with named errors, and sends nothing'
 
 t.test('an entry of the log the plugin could not have written is skipped, with a warning', async (t) => {
   const log = new SharedLog()
-  const { lines, logger } = capturedLogger()
+  const { lines, logger } = new LogCapture()
   const { url } = await startApp(t, { adapter: log.adapter() }, undefined, { logger })
   const client = await openStream(`${url}/events`)
   log.inject({ id: 'x', channel: 'default', event: undefined, data: 'bad id' })
@@ -243,7 +239,7 @@ t.test('a lease keeper stopped before its first answer never starts renewing', a
 t.test('a lease the adapter cannot answer for is not held, and the failure is logged', async (t) => {
   const log = new SharedLog()
   log.failure = new Error('connection refused')
-  const { lines, logger } = capturedLogger()
+  const { lines, logger } = new LogCapture()
   const keepAlive = setInterval(() => {}, 1000)
   t.teardown(() => clearInterval(keepAlive))
   const { app } = await startApp(t, { adapter: log.adapter(), interval: 10, source: () => 'tick' }, undefined, { logger })

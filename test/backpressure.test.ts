@@ -1,5 +1,6 @@
 import t from 'tap'
-import { openStream, rawGet, startApp, waitFor } from './helpers/sse.js'
+import { openStream, rawGet, startApp } from './helpers/sse.js'
+import { waitFor } from './helpers/wait.js'
 
 t.test('a client that stops reading is disconnected past maxBufferedBytes; the others miss nothing', async (t) => {
   const maxBufferedBytes = 256 * 1024

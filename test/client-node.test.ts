@@ -1,11 +1,13 @@
 // The client under Node (its fetch transport), against the real server: the same module and API as in the page.
 import t from 'tap'
 import { connect, type StateChange, type StreamMessage } from '../lib/client/index.js'
-import { idOf, startApp, waitFor } from './helpers/sse.js'
+import { idOf, startApp } from './helpers/sse.js'
+import type { Teardown } from './helpers/teardown.js'
+import { waitFor } from './helpers/wait.js'
 import { startAppProcess } from './proxy/helpers.js'
 
 /** Connects with every state and message recorded; closed in teardown. */
-function record (t: { teardown: (fn: () => unknown) => void }, url: string, options: Parameters<typeof connect>[1] = {}): { changes: StateChange[], messages: StreamMessage[], handle: ReturnType<typeof connect> } {
+function record (t: Teardown, url: string, options: Parameters<typeof connect>[1] = {}): { changes: StateChange[], messages: StreamMessage[], handle: ReturnType<typeof connect> } {
   const changes: StateChange[] = []
   const messages: StreamMessage[] = []
   const handle = connect(url, { ...options, onState: (change) => changes.push(change), onMessage: (message) => messages.push(message) })

@@ -18,7 +18,9 @@ import {
   selfSignedCertificate,
   type BuildOptions
 } from '../example/server.js'
-import { openStream, request, waitFor, type Teardown } from './helpers/sse.js'
+import { openStream, request } from './helpers/sse.js'
+import type { Teardown } from './helpers/teardown.js'
+import { waitFor } from './helpers/wait.js'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 const hasOpenssl = spawnSync('openssl', ['version']).status === 0
@@ -33,19 +35,6 @@ async function freePort (): Promise<number> {
   server.close()
   await once(server, 'close')
   return port
-}
-
-/** Settles like `promise`, or rejects with `what` once `ms` pass first. */
-async function within<T> (promise: Promise<T>, ms: number, what: () => string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined
-  const timeout = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what()} within ${ms} ms`)), ms)
-  })
-  try {
-    return await Promise.race([promise, timeout])
-  } finally {
-    clearTimeout(timer)
-  }
 }
 
 /** Collects the demo's stderr from now on. */
@@ -77,7 +66,7 @@ async function waitForUrl (child: ChildProcess, ms: number): Promise<{ url: stri
     })
   })
   try {
-    return { url: await within(found, ms, () => `no "Open <url>" line; stderr: ${stderr()}`), logged }
+    return { url: await waitFor(found, () => `the "Open <url>" line; stderr: ${stderr()}`, ms), logged }
   } finally {
     lines.close()
   }
@@ -106,17 +95,12 @@ async function startExample (t: Teardown, options: BuildOptions = {}): Promise<{
 
 /** A request with a body, answered in full; the body parsed as JSON when it is. */
 async function send (url: string, method: string, body: string | undefined, headers: Record<string, string> = {}): Promise<{ status: number, headers: IncomingHttpHeaders, body: any }> {
-  const req = http.request(url, { method, agent: false, headers })
-  req.end(body)
-  const [res] = await once(req, 'response') as [http.IncomingMessage]
-  let text = ''
-  res.setEncoding('utf8')
-  for await (const chunk of res) text += chunk
-  let parsed: unknown = text
+  const answer = await request(url, { method, headers }, body)
+  let parsed: unknown = answer.body
   try {
-    parsed = JSON.parse(text)
+    parsed = JSON.parse(answer.body)
   } catch {}
-  return { status: res.statusCode ?? 0, headers: res.headers, body: parsed }
+  return { ...answer, body: parsed }
 }
 
 async function postJson (url: string, value: unknown, headers: Record<string, string> = {}): ReturnType<typeof send> {
@@ -309,7 +293,7 @@ t.test('HTTP/2 with a self-signed certificate answers over TLS, HTTP/1.1 too', {
   // Published once the stream is open: it has no replay to come from.
   await waitFor(() => app.pushStream.stats().connections === 1, 'the HTTP/2 stream to open')
   const id = (await publishChat(app.pushStream, 'over h2', 'alerts')).id
-  const events = await within(streamed, 5000, () => 'no event over HTTP/2')
+  const events = await waitFor(streamed, 'an event over HTTP/2', 5000)
   t.equal(events.headers[':status'], 200)
   t.equal(events.headers.connection, undefined)
   t.match(events.body, `id: ${id}\nevent: chat\ndata: `)
@@ -352,7 +336,7 @@ t.test('npm run demo starts a server that prints its URL and stops on SIGTERM', 
   t.match(page.body, /id="state"/)
 
   child.kill('SIGTERM')
-  const code = await within(exited, 10_000, () => 'the demo did not exit after SIGTERM')
+  const code = await waitFor(exited, 'the demo to exit after SIGTERM', 10_000)
   t.equal(code, 0, 'closes cleanly on SIGTERM')
 })
 
@@ -376,13 +360,13 @@ t.test('DEMO_HTTP2=1 with DEMO_CORS_ORIGIN: HTTP/2 over TLS with a generated cer
   session.close()
 
   child.kill('SIGTERM')
-  t.equal(await within(exited, 10_000, () => 'the demo did not exit after SIGTERM'), 0)
+  t.equal(await waitFor(exited, 'the demo to exit after SIGTERM', 10_000), 0)
 })
 
 t.test('DEMO_HTTP2=1 with half a certificate: exits 1 saying what to set', async (t) => {
   const { child, exited } = startDemo(t, { PORT: String(await freePort()), DEMO_HTTP2: '1', DEMO_TLS_KEY: '/some/key.pem', DEMO_TLS_CERT: '' })
   const stderr = collectStderr(child)
-  t.equal(await within(exited, 20_000, () => 'the demo did not exit'), 1)
+  t.equal(await waitFor(exited, 'the demo to exit', 20_000), 1)
   t.match(stderr(), /Set both DEMO_TLS_KEY and DEMO_TLS_CERT/)
   t.notMatch(stderr(), /\n\s+at /, 'a message, not a stack trace')
 })

@@ -4,7 +4,8 @@ import Fastify from 'fastify'
 import { createParser, type EventSourceMessage } from 'eventsource-parser'
 import pushStream from '../lib/index.js'
 import { LogCapture } from './helpers/log.js'
-import { openStream, startApp, waitFor } from './helpers/sse.js'
+import { openStream, startApp } from './helpers/sse.js'
+import { waitFor } from './helpers/wait.js'
 
 /** Reads the body of an injected stream: its raw text and the events a real SSE parser finds in it. */
 function readInjected (body: Readable): { raw: () => string, events: EventSourceMessage[], ended: Promise<void> } {

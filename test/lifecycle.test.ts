@@ -2,7 +2,8 @@ import t from 'tap'
 import http from 'node:http'
 import Fastify from 'fastify'
 import pushStream from '../lib/index.js'
-import { StreamClient, openStream, request, startApp, startAppClosingDuringAuthorize, waitFor } from './helpers/sse.js'
+import { StreamClient, openStream, request, startApp, startAppClosingDuringAuthorize } from './helpers/sse.js'
+import { waitFor } from './helpers/wait.js'
 
 t.test('close() ends 1,000 open streams and resolves in under a second', async (t) => {
   const { app, url } = await startApp(t, { retry: 2000 })

@@ -1,6 +1,7 @@
 import t from 'tap'
 import { LogCapture, type LogLine } from './helpers/log.js'
-import { openStream, rawGet, request, startApp, waitFor } from './helpers/sse.js'
+import { openStream, rawGet, request, startApp } from './helpers/sse.js'
+import { waitFor } from './helpers/wait.js'
 
 const OPENED = 'fastify-push-stream: stream opened'
 const ENDED = 'fastify-push-stream: stream ended'

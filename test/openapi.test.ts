@@ -3,6 +3,7 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import swagger from '@fastify/swagger'
 import pushStream, { type PushStreamOptions } from '../lib/index.js'
 import { openStream, request, startApp } from './helpers/sse.js'
+import type { Teardown } from './helpers/teardown.js'
 
 interface Operation {
   summary?: string
@@ -14,7 +15,7 @@ interface Operation {
 }
 
 /** The OpenAPI document of an app with @fastify/swagger (openapi mode) and the plugin registered with `options`. */
-async function documented (t: { teardown: (fn: () => unknown) => void }, options: PushStreamOptions & { prefix?: string }): Promise<{ app: FastifyInstance, paths: Record<string, Record<string, Operation>> }> {
+async function documented (t: Teardown, options: PushStreamOptions & { prefix?: string }): Promise<{ app: FastifyInstance, paths: Record<string, Record<string, Operation>> }> {
   const app = Fastify()
   t.teardown(() => app.close())
   await app.register(swagger, {

@@ -2,7 +2,8 @@ import t from 'tap'
 import type { PushStreamOptions } from '../lib/index.js'
 import { SharedLog } from './helpers/log-adapter.js'
 import { loadRedisAdapter, redisUrl, skipUnlessRedis, testKey } from './helpers/redis.js'
-import { openStream, startApp, type Teardown } from './helpers/sse.js'
+import { openStream, startApp } from './helpers/sse.js'
+import type { Teardown } from './helpers/teardown.js'
 
 // `publish` behaves alike with every engine: code written for the in-memory
 // engine runs unchanged, with the same outcome, once an adapter is added.

@@ -1,6 +1,7 @@
 import t from 'tap'
 import { EventSource } from 'eventsource'
-import { idOf, openStream, startApp, waitFor } from './helpers/sse.js'
+import { idOf, openStream, startApp } from './helpers/sse.js'
+import { waitFor } from './helpers/wait.js'
 
 t.test('a fresh client is told where it starts; reconnecting with that id replays what it missed', async (t) => {
   const { app, url } = await startApp(t)

@@ -1,7 +1,9 @@
 import t from 'tap'
 import Fastify from 'fastify'
 import pushStream from '../lib/index.js'
+import { LogCapture } from './helpers/log.js'
 import { openStream, startApp } from './helpers/sse.js'
+import { waitFor } from './helpers/wait.js'
 
 t.test('a sync function source: its value is published, undefined skips a tick', async (t) => {
   let calls = 0
@@ -79,7 +81,7 @@ t.test('an async iterable is consumed in order; interval 0 reads it as fast as i
   const { port } = app.server.address() as { port: number }
   const first = await openStream(`http://127.0.0.1:${port}/events`)
   t.teardown(() => first.close())
-  await waitForPublished(app, 3)
+  await waitFor(() => app.pushStream.stats().published >= 3, 'three published')
   t.equal(await app.pushStream.generate(), undefined, 'an ended iterable gives nothing more')
   t.equal(app.pushStream.stats().published, 3)
 })
@@ -118,14 +120,9 @@ t.test('close() calls return() on the iterator of an endless source', async (t) 
 })
 
 t.test('a source that throws or rejects is logged with a named error and the stream goes on', async (t) => {
-  const logged: Array<{ err?: { code?: string, message?: string } }> = []
+  const log = new LogCapture('error')
   let calls = 0
-  const app = Fastify({
-    logger: {
-      level: 'error',
-      stream: { write: (line: string) => { logged.push(JSON.parse(line)) } }
-    }
-  })
+  const app = Fastify({ logger: log.logger })
   t.teardown(() => app.close())
   await app.register(pushStream, {
     interval: 5,
@@ -143,12 +140,12 @@ t.test('a source that throws or rejects is logged with a named error and the str
   t.teardown(() => client.close())
   const [event] = await client.take(1)
   t.same(JSON.parse(event?.data ?? ''), { n: 4 }, 'the stream carried on after three failures')
-  t.same(logged.slice(0, 3).map((l) => l.err?.code), [
+  t.same(log.lines.slice(0, 3).map((l) => l.err?.code), [
     'FST_PUSH_STREAM_SOURCE_FAILED',
     'FST_PUSH_STREAM_SOURCE_FAILED',
     'FST_PUSH_STREAM_INVALID_EVENT_NAME'
   ])
-  t.match(logged[0]?.err?.message, /boom/)
+  t.match(log.lines[0]?.err?.message, /boom/)
 })
 
 t.test('generate() rejects with the named error when the source throws', async (t) => {
@@ -157,7 +154,7 @@ t.test('generate() rejects with the named error when the source throws', async (
 })
 
 t.test('an iterator whose return() throws is logged, close still resolves', async (t) => {
-  const logged: string[] = []
+  const log = new LogCapture('error')
   const source: AsyncIterable<number> = {
     [Symbol.asyncIterator] () {
       return {
@@ -166,15 +163,11 @@ t.test('an iterator whose return() throws is logged, close still resolves', asyn
       }
     }
   }
-  const app = Fastify({ logger: { level: 'error', stream: { write: (line: string) => { logged.push(line) } } } })
+  const app = Fastify({ logger: log.logger })
   await app.register(pushStream, { interval: 0, source })
   await app.ready()
   await app.pushStream.generate()
   await app.close()
-  t.match(logged.join(''), /FST_PUSH_STREAM_SOURCE_FAILED.*cannot stop|cannot stop.*FST_PUSH_STREAM_SOURCE_FAILED/)
+  t.match(log.text, /FST_PUSH_STREAM_SOURCE_FAILED.*cannot stop|cannot stop.*FST_PUSH_STREAM_SOURCE_FAILED/)
   await t.rejects(app.pushStream.generate(), { code: 'FST_PUSH_STREAM_CLOSED' })
 })
-
-async function waitForPublished (app: { pushStream: { stats: () => { published: number } } }, n: number): Promise<void> {
-  while (app.pushStream.stats().published < n) await new Promise((resolve) => setImmediate(resolve))
-}

@@ -3,6 +3,7 @@
 import t from 'tap'
 import type { Page } from 'playwright-core'
 import { idOf } from '../helpers/sse.js'
+import { waitFor } from '../helpers/wait.js'
 import {
   handle,
   invoke,
@@ -14,7 +15,6 @@ import {
   openPage,
   startServer,
   states,
-  until,
   waitForLog,
   type LogEntry
 } from './helpers.js'
@@ -39,7 +39,7 @@ t.test('connecting, open; jittered backoff while the server is unreachable; back
   }
   await Promise.all(pages.map((page) => waitForLog(page, 'five clients open',
     (log, names) => names.every((n) => log.some((e) => e.client === n && e.state === 'open')), clients)))
-  await until(() => app.pushStream.stats().connections === 20, 'the server sees 20 streams')
+  await waitFor(() => app.pushStream.stats().connections === 20, 'the server sees 20 streams')
 
   const published = [await idOf(app.pushStream.publish({ n: 1 })), await idOf(app.pushStream.publish({ n: 2 }, { event: 'chat' }))]
   const haveMessages = (log: LogEntry[], arg: { names: string[], n: number }): boolean =>
@@ -60,7 +60,7 @@ t.test('connecting, open; jittered backoff while the server is unreachable; back
   t.ok(spread > 500, `the first retries are spread out (${spread} ms > 500 ms)`)
 
   // Published while every client is away: they come back through replay.
-  await until(() => app.pushStream.stats().connections === 0, 'every stream gone')
+  await waitFor(() => app.pushStream.stats().connections === 0, 'every stream gone')
   published.push(await idOf(app.pushStream.publish({ n: 3 })), await idOf(app.pushStream.publish('four')), await idOf(app.pushStream.publish({ n: 5 })))
   server.setDown(false)
   await Promise.all(pages.map((page) => waitForLog(page, 'every client back open with five events',
@@ -166,7 +166,7 @@ t.test('pause() and resume() continue from the last id; a reload with persist re
 
   await invoke(page, 'a', 'pause')
   t.equal((await handle(page, 'a')).state, 'paused')
-  await until(() => app.pushStream.stats().connections === 0, 'the paused client disconnected')
+  await waitFor(() => app.pushStream.stats().connections === 0, 'the paused client disconnected')
   ids.push(await idOf(app.pushStream.publish({ text: 'two' }, { event: 'chat' })), await idOf(app.pushStream.publish('three')))
   await invoke(page, 'a', 'resume')
   await waitForLog(page, 'three events', (log) => log.filter((e) => e.type === 'message').length >= 3, null)
@@ -180,7 +180,7 @@ t.test('pause() and resume() continue from the last id; a reload with persist re
 
   // Published while the page reloads: the new page resumes from the id kept in sessionStorage.
   const reloading = page.reload()
-  await until(() => app.pushStream.stats().connections === 0, 'the old page gone')
+  await waitFor(() => app.pushStream.stats().connections === 0, 'the old page gone')
   const during = [await idOf(app.pushStream.publish('five'))]
   await reloading
   await page.waitForFunction(() => (window as unknown as { __ready?: boolean }).__ready === true, undefined, { timeout: 10000 })
@@ -210,7 +210,7 @@ t.test('pause() and resume() continue from the last id; a reload with persist re
   await invoke(page, 'r', 'resume')
   t.same(states(await logOf(page, 'r')), ['connecting', 'open', 'closed'], 'close() is final and idempotent')
   await invoke(page, 'a', 'close')
-  await until(() => app.pushStream.stats().connections === 0, 'both closed')
+  await waitFor(() => app.pushStream.stats().connections === 0, 'both closed')
 })
 
 t.test('a push-stream:retry answer is a transient failure: never open, back no sooner than `after`', async (t) => {
@@ -248,7 +248,7 @@ t.test('shareAcrossTabs: one connection for five tabs; when the leader goes, ano
   }
   const isOpen = (log: LogEntry[]): boolean => log.filter((e) => e.type === 'state').pop()?.state === 'open'
   await Promise.all(pages.map((page) => waitForLog(page, 'open', isOpen, null)))
-  await until(() => app.pushStream.stats().connections === 1, 'one connection for five tabs')
+  await waitFor(() => app.pushStream.stats().connections === 1, 'one connection for five tabs')
   const roles = await Promise.all(pages.map((page) => handle(page, 'tab')))
   t.equal(roles.filter((r) => r.leader).length, 1, 'one leader')
   const leaderIndex = roles.findIndex((r) => r.leader)
@@ -279,7 +279,7 @@ t.test('shareAcrossTabs: one connection for five tabs; when the leader goes, ano
   const takeover = (await logOf(newLeader, 'tab')).find((e) => e.type === 'state' && e.leader === true) as LogEntry
   t.ok(takeover.time - closedAt < 1000, `a tab leads ${takeover.time - closedAt} ms after the leader closed`)
   await Promise.all(followers.map((page) => waitForLog(page, 'open again', isOpen, null)))
-  await until(() => app.pushStream.stats().connections === 1, 'one connection again')
+  await waitFor(() => app.pushStream.stats().connections === 1, 'one connection again')
   ids.push(...await Promise.all([6, 7].map((n) => idOf(app.pushStream.publish({ n }, { channel: 'room' })))))
   await Promise.all(followers.map((page) => waitForLog(page, 'seven events', haveIds, ids)))
   for (const page of followers) {
@@ -309,7 +309,7 @@ t.test('shareAcrossTabs without Web Locks: each tab connects on its own', async 
   const pages = [await openPage(context, server.origin), await openPage(context, server.origin)]
   for (const page of pages) await open(page, 'tab', '/events', { shareAcrossTabs: true })
   await Promise.all(pages.map((page) => waitForLog(page, 'open', (log) => log.some((e) => e.state === 'open'), null)))
-  await until(() => app.pushStream.stats().connections === 2, 'one connection per tab')
+  await waitFor(() => app.pushStream.stats().connections === 2, 'one connection per tab')
   const id = await idOf(app.pushStream.publish('hi'))
   await Promise.all(pages.map((page) => waitForLog(page, 'the event', (log) => log.some((e) => e.type === 'message'), null)))
   for (const page of pages) {

@@ -4,7 +4,8 @@ import type { FastifyInstance } from 'fastify'
 import type { Browser, Page } from 'playwright-core'
 import { build, type BuildOptions } from '../../example/server.js'
 import { openStream, type StreamClient } from '../helpers/sse.js'
-import { unreachableSwitch, type Teardown } from './helpers.js'
+import type { Teardown } from '../helpers/teardown.js'
+import { unreachableSwitch } from './helpers.js'
 
 /** Where the test run writes its screenshots (git-ignored). */
 export const SCREENSHOTS = fileURLToPath(new URL('../../.screenshots/', import.meta.url))

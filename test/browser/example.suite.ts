@@ -6,7 +6,9 @@ import { extname } from 'node:path'
 import Fastify from 'fastify'
 import t from 'tap'
 import { CHANNELS, publishChat } from '../../example/server.js'
-import { launchBrowser, until } from './helpers.js'
+import type { Teardown } from '../helpers/teardown.js'
+import { waitFor } from '../helpers/wait.js'
+import { launchBrowser } from './helpers.js'
 import {
   PHONE,
   counters,
@@ -41,7 +43,7 @@ t.test('the page on a live stream: open, generated and posted messages, a server
   const observer = await server.observe(CHANNELS)
   const observed = (): string[] => observer.events.map((event) => event.id as string)
   // The observer's socket and the page's are read independently: the page may show an id first.
-  const observedUpTo = async (id: string): Promise<void> => until(() => observed().includes(id), `the observer sees ${id}`)
+  const observedUpTo = async (id: string): Promise<void> => waitFor(() => observed().includes(id), `the observer sees ${id}`)
 
   const desktop = await openDemo(t, browser, `${server.origin}/`, { errors })
   const phone = await openDemo(t, browser, `${server.origin}/`, { viewport: PHONE, colorScheme: 'dark', errors })
@@ -117,7 +119,7 @@ t.test('the page on a live stream: open, generated and posted messages, a server
   const lastBefore = (await listedIds(desktop)).at(-1) as string
   const awayFrom = observed().length
   publishChat(app.pushStream, 'Sent while you were away', 'default')
-  await until(() => observed().length >= awayFrom + 3, 'more published while the page is away')
+  await waitFor(() => observed().length >= awayFrom + 3, 'more published while the page is away')
   const missed = idsBetween(observed(), lastBefore, observed().at(-1) as string).slice(1)
   server.setDown(false)
   await Promise.all([waitState(desktop, 'open', 15000), waitState(phone, 'open', 15000)])
@@ -143,7 +145,7 @@ t.test('the page on a live stream: open, generated and posted messages, a server
   t.equal(await desktop.textContent('#state-text'), 'Paused by you')
   t.equal(await desktop.textContent('#toggle'), 'Resume')
   const pausedAt = observed().length
-  await until(() => observed().length >= pausedAt + 3, 'three published while paused')
+  await waitFor(() => observed().length >= pausedAt + 3, 'three published while paused')
   await desktop.keyboard.press('Enter')
   await waitState(desktop, 'open')
   const marker2 = (await publishChat(app.pushStream, 'After the pause', 'news')).id
@@ -161,7 +163,7 @@ t.test('the page on a live stream: open, generated and posted messages, a server
   await desktop.getByRole('checkbox', { name: 'default' }).uncheck()
   await desktop.getByRole('checkbox', { name: 'alerts' }).uncheck()
   await waitState(desktop, 'open')
-  await until(() => app.pushStream.stats().connections === 4, 'observer, phone, other page and the desktop page on news')
+  await waitFor(() => app.pushStream.stats().connections === 4, 'observer, phone, other page and the desktop page on news')
   const newsFrom = (await publishChat(app.pushStream, 'News first', 'news')).id
   publishChat(app.pushStream, 'Not for this page', 'default')
   publishChat(app.pushStream, 'Nor this', 'alerts')
@@ -203,7 +205,7 @@ t.test('a reset when history cannot cover the gap: counted, announced, and the s
 
   await page.getByRole('button', { name: 'Pause' }).click()
   await waitState(page, 'paused')
-  await until(() => app.pushStream.stats().connections === 0, 'the paused page disconnected')
+  await waitFor(() => app.pushStream.stats().connections === 0, 'the paused page disconnected')
   // More than history holds: the page's last id falls out of it.
   for (let i = 1; i <= 8; i++) publishChat(app.pushStream, `While paused ${i}`)
   await page.getByRole('button', { name: 'Resume' }).click()
@@ -240,7 +242,7 @@ t.test('a reset when history cannot cover the gap: counted, announced, and the s
  * A server for the page's files only, on its own origin. The page's meta tag
  * names the server it talks to: whatever `point()` was last given.
  */
-async function startPageHost (t: { teardown: (fn: () => unknown) => void }): Promise<{ origin: string, point: (server: string) => void }> {
+async function startPageHost (t: Teardown): Promise<{ origin: string, point: (server: string) => void }> {
   const host = Fastify()
   t.teardown(() => host.close())
   const pub = new URL('../../example/public/', import.meta.url)

@@ -4,15 +4,11 @@ import type { Socket } from 'node:net'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core'
 import pushStream, { type PushStreamOptions } from '../../lib/index.js'
+import type { Teardown } from '../helpers/teardown.js'
 
 /** The built client the plugin serves; `npm run build` (its last step, `node scripts/build-client.js`) makes it. */
 export const CLIENT_FILE = new URL('../../dist/client/index.js', import.meta.url)
 const PAGE_FILE = new URL('./fixtures/index.html', import.meta.url)
-
-/** The part of a tap test these helpers need. */
-export interface Teardown {
-  teardown: (fn: () => unknown) => void
-}
 
 /** One entry of the page's `window.__log`. */
 export interface LogEntry {
@@ -206,14 +202,5 @@ export async function waitForLog<A> (
   } catch (error) {
     const log = await page.evaluate(() => (window as unknown as { __log: LogEntry[] }).__log).catch(() => [])
     throw new Error(`${what}: not within ${timeout} ms (${String(error)}); log: ${JSON.stringify(log)}`)
-  }
-}
-
-/** Waits until `condition()` holds on the Node side, checking every 10 ms; fails after `timeout` ms. */
-export async function until (condition: () => boolean, what: string, timeout = 10000): Promise<void> {
-  const deadline = Date.now() + timeout
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeout} ms`)
-    await new Promise((resolve) => setTimeout(resolve, 10))
   }
 }

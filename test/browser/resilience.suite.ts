@@ -5,6 +5,7 @@ import t from 'tap'
 import type { FastifyInstance, FastifyReply } from 'fastify'
 import type { Page } from 'playwright-core'
 import { idOf } from '../helpers/sse.js'
+import { waitFor } from '../helpers/wait.js'
 import {
   launchBrowser,
   logOf,
@@ -14,7 +15,6 @@ import {
   openPage,
   startServer,
   states,
-  until,
   waitForLog,
   type LogEntry
 } from './helpers.js'
@@ -177,7 +177,7 @@ t.test('a broadcast push-stream:end ends the clients of that channel', async (t)
   server.app.pushStream.publish({ reason: 'closed-by-host' }, { channel: 'room', event: 'push-stream:end' })
   await reach(page, 'room', 'ended')
   t.equal(lastState(await logOf(page), 'room')?.reason, 'closed-by-host')
-  await until(() => server.app.pushStream.stats().connections === 1, 'the ended client let its stream go')
+  await waitFor(() => server.app.pushStream.stats().connections === 1, 'the ended client let its stream go')
   t.equal(lastState(await logOf(page), 'other')?.state, 'open')
 })
 
@@ -190,12 +190,12 @@ t.test('for await: leaving the loop closes the client; a signal closes it, an ab
   await open(page, 'aborted', '/events', { channels: ['aborted'], signal: 'aborted' })
   await reach(page, 'loop', 'open')
   await reach(page, 'signal', 'open')
-  await until(() => app.pushStream.stats().connections === 2, 'two streams')
+  await waitFor(() => app.pushStream.stats().connections === 2, 'two streams')
   const ids = [await idOf(app.pushStream.publish(1, { channel: 'loop' })), await idOf(app.pushStream.publish(2, { channel: 'loop' }))]
   await reach(page, 'loop', 'closed')
   await page.evaluate(() => { (window as unknown as { __abort: (n: string) => void }).__abort('signal') })
   await reach(page, 'signal', 'closed')
-  await until(() => app.pushStream.stats().connections === 0, 'both streams gone')
+  await waitFor(() => app.pushStream.stats().connections === 0, 'both streams gone')
   const log = await logOf(page)
   t.same(log.filter((e) => e.client === 'loop' && e.type === 'item').map((e) => e.id), ids, 'two items, then break')
   t.same(states(log.filter((e) => e.client === 'loop')), ['connecting', 'open', 'closed'])
@@ -216,7 +216,7 @@ t.test('hidden tabs keep their stream by default; pauseWhenHidden pauses and res
   await waitForLog(page, 'both have one', (log) => log.filter((e) => e.type === 'message').length === 2, null)
   await page.evaluate(() => { (window as unknown as { __setHidden: (h: boolean) => void }).__setHidden(true) })
   await reach(page, 'hide', 'paused')
-  await until(() => app.pushStream.stats().connections === 1, 'the pausing client let its stream go')
+  await waitFor(() => app.pushStream.stats().connections === 1, 'the pausing client let its stream go')
   ids.push(await idOf(app.pushStream.publish('two')))
   await waitForLog(page, 'keep gets two while hidden', (log, id) => log.some((e) => e.client === 'keep' && e.id === id), ids[1])
   t.equal(lastState(await logOf(page), 'keep')?.state, 'open')

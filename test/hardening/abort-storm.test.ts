@@ -1,8 +1,10 @@
 import t from 'tap'
 import type { Socket } from 'node:net'
 import type { FastifyRequest } from 'fastify'
-import { startApp } from '../helpers/sse.js'
-import { LogCapture, heldBytes, portOf, rawGet, turn, until, within } from './helpers.js'
+import { rawGet, startApp } from '../helpers/sse.js'
+import { LogCapture } from '../helpers/log.js'
+import { waitFor } from '../helpers/wait.js'
+import { heldBytes, portOf, turn } from './helpers.js'
 
 const MiB = 1024 * 1024
 const CYCLES = 10_000
@@ -124,14 +126,14 @@ t.test('10,000 connect/abort cycles leave no connection, timer, listener or memo
         const token = kind === 'buffer-full' ? `full-${label}-${i}` : `${label}-${i}`
         batch.push(cycle(kind, token).then(() => { done[kind]++ }))
       }
-      await within(Promise.all(batch), 20_000, `batch ${start / AT_ONCE} of ${label}`)
+      await waitFor(Promise.all(batch), `batch ${start / AT_ONCE} of ${label}`, 20_000)
     }
     return done
   }
 
   /** Waits for every stream to be gone, then leaves history holding only small events, as at the start. */
   async function settle (): Promise<void> {
-    await until(() => app.pushStream.stats().connections === 0, 10_000, 'no connection left')
+    await waitFor(() => app.pushStream.stats().connections === 0, 'no connection left', 10_000)
     for (let i = 0; i < 10; i++) app.pushStream.publish(small, { channel: 'live' })
   }
 

@@ -2,7 +2,8 @@
 import t from 'tap'
 import Fastify from 'fastify'
 import pushStream from '../../lib/index.js'
-import { nextMessage, spawnFixture, stopChild, within } from './helpers.js'
+import { waitFor } from '../helpers/wait.js'
+import { nextMessage, spawnFixture, stopChild } from './helpers.js'
 
 const STREAMS = 10_000
 const RETRY = 3000
@@ -20,7 +21,7 @@ t.test(`close() with ${STREAMS} open streams resolves in under 1 s, each client 
   await nextMessage(clients, 'ready')
   const open = nextMessage(clients, 'open')
   clients.send({ type: 'connect', port, clients: STREAMS, atOnce: 500 })
-  await within(open, 15_000, `${STREAMS} streams to open`)
+  await waitFor(open, `${STREAMS} streams to open`, 15_000)
   t.equal(app.pushStream.stats().connections, STREAMS, `${STREAMS} streams open`)
 
   const ended = nextMessage<{ type: 'ended', lastRetry: Array<number | null>, retriesSeen: number[], failed: number }>(clients, 'ended')
@@ -29,7 +30,7 @@ t.test(`close() with ${STREAMS} open streams resolves in under 1 s, each client 
   const took = performance.now() - started
   t.ok(took < 1000, `close() resolved in ${took.toFixed(0)} ms`)
 
-  const { lastRetry, retriesSeen, failed } = await within(ended, 10_000, 'every client to see its stream end')
+  const { lastRetry, retriesSeen, failed } = await waitFor(ended, 'every client to see its stream end', 10_000)
   t.equal(failed, 0, 'no client saw an error')
   t.equal(retriesSeen.filter((n) => n === 2).length, STREAMS, 'every client got a final retry: after its opening one')
   const finals = lastRetry.filter((r): r is number => typeof r === 'number')

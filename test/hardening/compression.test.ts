@@ -3,7 +3,7 @@ import http from 'node:http'
 import { once } from 'node:events'
 import compress from '@fastify/compress'
 import { startApp } from '../helpers/sse.js'
-import { until, within } from './helpers.js'
+import { waitFor } from '../helpers/wait.js'
 
 t.test('with @fastify/compress registered globally, the stream is not compressed and its first event arrives at once', async (t) => {
   const { app, url } = await startApp(t, { heartbeat: 0 }, async (app) => {
@@ -26,11 +26,11 @@ t.test('with @fastify/compress registered globally, the stream is not compressed
   let text = ''
   res.on('data', (chunk: Buffer) => { text += chunk.toString('utf8') })
   // The opening block arrives as plain text.
-  await within(until(() => text.includes('\n\n'), 5000, 'the opening block'), 6000, 'the opening block')
+  await waitFor(() => text.includes('\n\n'), 'the opening block', 5000)
   t.match(text, /^retry: \d+\n/, 'the bytes are plain SSE text')
 
   // Published once the client is connected: it must arrive without waiting for more data to fill a compressor's block.
   app.pushStream.publish('first', { event: 'hello' })
-  await within(until(() => text.includes('data: first\n\n'), 5000, 'the first event'), 6000, 'the first event')
+  await waitFor(() => text.includes('data: first\n\n'), 'the first event', 5000)
   t.match(text, /event: hello\ndata: first\n\n$/, 'the first event arrived, uncompressed, on its own')
 })

@@ -1,6 +1,8 @@
 import t from 'tap'
 import { openStream, request, startApp } from '../helpers/sse.js'
-import { LeanReader, LogCapture, until, within } from './helpers.js'
+import { LogCapture } from '../helpers/log.js'
+import { waitFor } from '../helpers/wait.js'
+import { LeanReader } from './helpers.js'
 
 /** A value JSON cannot serialize. */
 function circular (): Record<string, unknown> {
@@ -29,11 +31,11 @@ t.test('a source that throws is logged each tick; the generator, the process and
   }, undefined, { logger: { level: 'info', stream: log } })
   const client = await openStream(`${url}/events`)
   t.teardown(() => client.close())
-  await within(client.take(5), 5000, 'five events from the source between its failures')
+  await waitFor(client.take(5), 'five events from the source between its failures', 5000)
   t.ok(logged(log, 'FST_PUSH_STREAM_SOURCE_FAILED', /source broke/) >= 5, 'each throw was logged as FST_PUSH_STREAM_SOURCE_FAILED with its cause')
   t.same(client.events.slice(0, 5).map((e) => (JSON.parse(e.data) as { n: number }).n % 2), [0, 0, 0, 0, 0], 'the stream got the ticks that worked')
   app.pushStream.publish('by hand')
-  await until(() => client.events.some((e) => e.data === 'by hand'), 5000, 'a hand-published event')
+  await waitFor(() => client.events.some((e) => e.data === 'by hand'), 'a hand-published event', 5000)
   t.pass('publishing by hand still reaches the stream')
 })
 
@@ -49,14 +51,14 @@ t.test('a source that rejects: generate() rejects with the named error; ticks go
   }, undefined, { logger: { level: 'info', stream: log } })
   const client = await openStream(`${url}/events`)
   t.teardown(() => client.close())
-  await within(client.take(3), 5000, 'three events from the source')
+  await waitFor(client.take(3), 'three events from the source', 5000)
   t.ok(logged(log, 'FST_PUSH_STREAM_SOURCE_FAILED', /source rejected/) >= 3, 'each rejection was logged')
   // Pulls never overlap: whichever call is next, one of two pulls in a row rejects.
   const outcomes = await Promise.allSettled([app.pushStream.generate(), app.pushStream.generate()])
   const rejected = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected')
   t.equal((rejected?.reason as { code?: string } | undefined)?.code, 'FST_PUSH_STREAM_SOURCE_FAILED', 'generate() rejects with FST_PUSH_STREAM_SOURCE_FAILED')
   const before = client.events.length
-  await within(client.take(before + 2), 5000, 'more events after the rejections')
+  await waitFor(client.take(before + 2), 'more events after the rejections', 5000)
   t.pass('the stream keeps receiving')
 })
 
@@ -77,11 +79,11 @@ t.test('a serializer that throws (circular object): named error, nothing sent, t
   } catch (error) {
     t.match(String((error as { cause?: unknown }).cause), /circular/i, 'with the serializer\'s error as its cause')
   }
-  await until(() => logged(log, 'FST_PUSH_STREAM_SERIALIZE_FAILED') + logged(log, 'FST_PUSH_STREAM_SOURCE_FAILED', /circular/i) >= 1, 5000, 'the source\'s circular value to be logged')
+  await waitFor(() => logged(log, 'FST_PUSH_STREAM_SERIALIZE_FAILED') + logged(log, 'FST_PUSH_STREAM_SOURCE_FAILED', /circular/i) >= 1, 'the source\'s circular value to be logged', 5000)
   t.pass('a circular value from the source is logged, not thrown into the process')
   t.equal(app.pushStream.stats().published, 0, 'nothing was published')
   app.pushStream.publish({ fine: true })
-  const [event] = await within(client.take(1), 5000, 'the next event')
+  const [event] = await waitFor(client.take(1), 'the next event', 5000)
   t.equal(event?.data, '{"fine":true}', 'the next event goes through, and nothing of the failed ones was sent')
 })
 
@@ -96,7 +98,7 @@ t.test('a custom serializer that throws: the named error, other streams unaffect
   t.teardown(() => { for (const client of clients) client.close() })
   t.throws(() => app.pushStream.publish({ bad: true }), { code: 'FST_PUSH_STREAM_SERIALIZE_FAILED' })
   app.pushStream.publish({ bad: false })
-  for (const client of clients) t.same((await within(client.take(1), 5000, 'an event')).map((e) => e.data), ['{"bad":false}'])
+  for (const client of clients) t.same((await waitFor(client.take(1), 'an event', 5000)).map((e) => e.data), ['{"bad":false}'])
 })
 
 t.test('an authorize that throws or rejects: 500 with the named error, logged; open streams carry on', async (t) => {
@@ -110,7 +112,7 @@ t.test('an authorize that throws or rejects: 500 with the named error, logged; o
   }, (app) => { app.get('/health', async () => 'ok') }, { logger: { level: 'info', stream: log } })
   const reader = new LeanReader(`${url}/events`, (event) => event.data)
   t.teardown(() => reader.close())
-  await until(() => app.pushStream.stats().connections === 1, 5000, 'the reader to connect')
+  await waitFor(() => app.pushStream.stats().connections === 1, 'the reader to connect', 5000)
 
   for (const channel of ['throws', 'rejects']) {
     const answers = await Promise.all(Array.from({ length: 20 }, () => request(`${url}/events?channel=${channel}`)))
@@ -121,6 +123,6 @@ t.test('an authorize that throws or rejects: 500 with the named error, logged; o
   t.ok(logged(log, 'FST_PUSH_STREAM_AUTHORIZE_FAILED', /timed out/) >= 20, 'the rejections were logged with their cause')
   t.equal(app.pushStream.stats().connections, 1, 'no stream was opened for them')
   app.pushStream.publish('after the failures')
-  t.same(await within(reader.take(1), 5000, 'an event'), ['after the failures'], 'the open stream still receives')
+  t.same(await waitFor(reader.take(1), 'an event', 5000), ['after the failures'], 'the open stream still receives')
   t.equal((await request(`${url}/health`)).status, 200, 'and the app still answers')
 })

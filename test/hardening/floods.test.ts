@@ -3,7 +3,7 @@ import http from 'node:http'
 import { once } from 'node:events'
 import { request, startApp } from '../helpers/sse.js'
 import type { PushStreamOptions } from '../../lib/index.js'
-import { until, within } from './helpers.js'
+import { waitFor } from '../helpers/wait.js'
 
 /** A stream request from a given local address: resolves with its answer; a 200 stream stays open until `close()`. */
 async function openFrom (url: string, localAddress = '127.0.0.1'): Promise<{ status: number, retryAfter: string | undefined, body: string, close: () => void }> {
@@ -36,7 +36,7 @@ t.test('past maxConnections: a flood of requests gets 503 with Retry-After while
   // 500 refused stream requests and 100 ordinary ones, all at once.
   const flood = Array.from({ length: 500 }, () => openFrom(url))
   const ordinary = Array.from({ length: 100 }, () => request(`${url}/health`))
-  const [refused, answered] = await within(Promise.all([Promise.all(flood), Promise.all(ordinary)]), 15_000, 'the flood')
+  const [refused, answered] = await waitFor(Promise.all([Promise.all(flood), Promise.all(ordinary)]), 'the flood', 15_000)
   t.ok(refused.every((r) => r.status === 503), 'every stream request past the limit: 503')
   t.ok(refused.every((r) => r.retryAfter === '3'), 'each with Retry-After: 3 (retry 2500 ms, rounded up)')
   t.ok(refused.every((r) => codeOf(r.body) === 'FST_PUSH_STREAM_TOO_MANY_CONNECTIONS'), 'and the named error')
@@ -45,7 +45,7 @@ t.test('past maxConnections: a flood of requests gets 503 with Retry-After while
 
   // A closed stream frees its slot.
   open[0]?.close()
-  await until(() => app.pushStream.stats().connections === 19, 5000, 'the slot to free')
+  await waitFor(() => app.pushStream.stats().connections === 19, 'the slot to free', 5000)
   const next = await openFrom(url)
   t.equal(next.status, 200, 'a slot freed by a closed stream is taken by the next request')
   next.close()
@@ -59,7 +59,7 @@ t.test('past maxConnectionsPerIp: 503 with Retry-After for that address only, wh
   t.teardown(() => { for (const stream of mine) stream.close() })
   t.same(mine.map((s) => s.status), [200, 200, 200], 'three streams from 127.0.0.1')
 
-  const refused = await within(Promise.all(Array.from({ length: 100 }, () => openFrom(url, '127.0.0.1'))), 10_000, 'the flood from one address')
+  const refused = await waitFor(Promise.all(Array.from({ length: 100 }, () => openFrom(url, '127.0.0.1'))), 'the flood from one address', 10_000)
   t.ok(refused.every((r) => r.status === 503), `every further stream from 127.0.0.1: 503 (got ${[...new Set(refused.map((r) => r.status))].join(', ')})`)
   t.ok(refused.every((r) => r.retryAfter === '1'), 'each with Retry-After')
   t.ok(refused.every((r) => r.status !== 503 || codeOf(r.body) === 'FST_PUSH_STREAM_TOO_MANY_CONNECTIONS_PER_IP'), 'and the named error')
@@ -71,7 +71,7 @@ t.test('past maxConnectionsPerIp: 503 with Retry-After for that address only, wh
   other.close()
 
   mine[0]?.close()
-  await until(() => app.pushStream.stats().connections === 2, 5000, 'the slot to free')
+  await waitFor(() => app.pushStream.stats().connections === 2, 'the slot to free', 5000)
   const again = await openFrom(url, '127.0.0.1')
   t.equal(again.status, 200, 'a closed stream frees its slot for that address')
   again.close()

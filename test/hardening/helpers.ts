@@ -8,7 +8,8 @@ import { createParser, type EventSourceMessage } from 'eventsource-parser'
 
 /**
  * Tools shared by the hardening checks: a forced GC to read the heap without
- * garbage in it, bounded waits, raw sockets and child processes.
+ * garbage in it, turns of the event loop, lean stream readers and child
+ * processes. Bounded waits are `waitFor` (../helpers/wait.ts).
  */
 
 v8.setFlagsFromString('--expose-gc')
@@ -27,26 +28,10 @@ export async function turn (): Promise<void> {
   await new Promise((resolve) => setImmediate(resolve))
 }
 
-/** Settles like `promise`, or rejects with `what` once `ms` pass first. */
-export async function within<T> (promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined
-  const timeout = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms)
-  })
-  try {
-    return await Promise.race([promise, timeout])
-  } finally {
-    clearTimeout(timer)
-  }
-}
-
 /** The port of a `http://host:port` URL. */
 export function portOf (url: string): number {
   return Number(new URL(url).port)
 }
-
-export { LogCapture } from '../helpers/log.js'
-export { rawGet } from '../helpers/sse.js'
 
 /** A child process running one of the fixtures under tsx, with an IPC channel. */
 export function spawnFixture (name: string, args: string[] = []): ChildProcess {
@@ -113,14 +98,5 @@ export class LeanReader<T> {
 
   close (): void {
     this.request.destroy()
-  }
-}
-
-/** Resolves once `test()` holds, checked every turn of the event loop; rejects after `ms`. */
-export async function until (test: () => boolean, ms: number, what: string): Promise<void> {
-  const deadline = performance.now() + ms
-  while (!test()) {
-    if (performance.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`)
-    await turn()
   }
 }

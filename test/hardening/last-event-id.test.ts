@@ -1,8 +1,9 @@
 import t from 'tap'
 import Fastify from 'fastify'
 import pushStream from '../../lib/index.js'
-import { openStream, startApp, type StreamClient } from '../helpers/sse.js'
-import { nextMessage, portOf, rawGet, spawnFixture, stopChild, within } from './helpers.js'
+import { openStream, rawGet, startApp, type StreamClient } from '../helpers/sse.js'
+import { waitFor } from '../helpers/wait.js'
+import { nextMessage, portOf, spawnFixture, stopChild } from './helpers.js'
 
 const MiB = 1024 * 1024
 const RESET_DATA = '{"reason":"unknown-last-event-id"}'
@@ -39,11 +40,11 @@ t.test('a hostile Last-Event-ID gets a reset, no replay, and the stream goes on'
   /** The client's first event is a reset to the newest id; the next one is live; nothing was replayed. */
   async function expectReset (name: string, client: StreamClient, resetTo: string): Promise<void> {
     const before = app.pushStream.stats()
-    await within(client.take(1), 5000, `${name}: the reset`)
+    await waitFor(client.take(1), `${name}: the reset`, 5000)
     t.equal(client.status, 200, `${name}: 200`)
     t.same(client.events.map((e) => [e.event, e.id, e.data]), [['reset', resetTo, RESET_DATA]], `${name}: one reset to the newest id`)
     await publish(`after ${name}`)
-    await within(client.take(2), 5000, `${name}: a live event`)
+    await waitFor(client.take(2), `${name}: a live event`, 5000)
     t.equal(client.events[1]?.data, `after ${name}`, `${name}: then the live event, nothing replayed`)
     t.equal(app.pushStream.stats().replayed, before.replayed, `${name}: stats().replayed unchanged`)
     client.close()
@@ -68,17 +69,17 @@ t.test('a hostile Last-Event-ID gets a reset, no replay, and the stream goes on'
   let answer = ''
   socket.setEncoding('latin1')
   socket.on('data', (chunk: string) => { answer += chunk })
-  await within(new Promise<void>((resolve) => {
+  await waitFor(new Promise<void>((resolve) => {
     const check = (): void => { if (/^HTTP\/1\.1 400/.test(answer) || /event: reset\n/.test(answer)) resolve() }
     socket.on('data', check)
     socket.once('close', () => resolve())
-  }), 5000, 'an answer to a NUL header')
+  }), 'an answer to a NUL header', 5000)
   socket.destroy()
   t.match(answer, /^HTTP\/1\.1 (400|200 OK[\s\S]*event: reset\n)/, `NUL inside (header): ${answer.split('\r\n')[0]}`)
   t.equal(app.pushStream.stats().replayed, before.replayed, 'NUL inside (header): nothing replayed')
 
   await publish('the end')
-  await within(bystander.take(published), 5000, 'the bystander')
+  await waitFor(bystander.take(published), 'the bystander', 5000)
   t.equal(bystander.events.length, published, `a client that sent nothing hostile received all ${published} events throughout`)
   t.equal(bystander.events.at(-1)?.data, 'the end', 'in order, up to the last one')
 })
@@ -116,7 +117,7 @@ t.test(`replay storm: ${CLIENTS} clients reconnect at once, each ${BEHIND} event
 
   const caughtUp = nextMessage<{ type: 'caught-up', ms: number }>(clients, 'caught-up')
   clients.send({ type: 'connect', port, clients: CLIENTS, lastEventId: lastSeen, first: 1, expect: BEHIND })
-  const { ms } = await within(caughtUp, TIME_BUDGET_MS * 2, 'every client to catch up')
+  const { ms } = await waitFor(caughtUp, 'every client to catch up', TIME_BUDGET_MS * 2)
   clearInterval(sampler)
   t.equal(app.pushStream.stats().connections, CLIENTS, `${CLIENTS} streams open`)
   t.equal(app.pushStream.stats().replayed, CLIENTS * BEHIND, `stats().replayed is ${CLIENTS} × ${BEHIND}`)
@@ -124,7 +125,7 @@ t.test(`replay storm: ${CLIENTS} clients reconnect at once, each ${BEHIND} event
 
   const done = nextMessage<{ type: 'done', exact: number, wrong: string[] }>(clients, 'done')
   app.pushStream.publish(String(BEHIND + 1))
-  const { exact, wrong } = await within(done, 10_000, 'the live event')
+  const { exact, wrong } = await waitFor(done, 'the live event', 10_000)
   t.equal(exact, CLIENTS, `every client got exactly events 1..${BEHIND} then the live one${wrong.length > 0 ? `; ${wrong.join('; ')}` : ''}`)
   t.ok(ms < TIME_BUDGET_MS, `all caught up in ${ms.toFixed(0)} ms (budget ${TIME_BUDGET_MS} ms)`)
   t.ok(peak < HEAP_BUDGET, `server memory peaked ${(peak / MiB).toFixed(1)} MiB above where it started (budget ${HEAP_BUDGET / MiB} MiB)`)

@@ -1,7 +1,8 @@
 import t from 'tap'
 import type { Socket } from 'node:net'
-import { startApp } from '../helpers/sse.js'
-import { LeanReader, heldBytes, portOf, rawGet, turn, until, within } from './helpers.js'
+import { rawGet, startApp } from '../helpers/sse.js'
+import { waitFor } from '../helpers/wait.js'
+import { LeanReader, heldBytes, portOf, turn } from './helpers.js'
 
 const MiB = 1024 * 1024
 const maxBufferedBytes = MiB
@@ -24,7 +25,7 @@ t.test('a client that never reads is cut past maxBufferedBytes; the others lose 
   const slow = rawGet(portOf(url), '/events', { 'x-slow': '1' })
   slow.pause()
   t.teardown(() => slow.destroy())
-  await until(() => app.pushStream.stats().connections === 4 && slowSocket !== undefined, 5000, 'four streams')
+  await waitFor(() => app.pushStream.stats().connections === 4 && slowSocket !== undefined, 'four streams', 5000)
 
   const baseline = heldBytes()
   let peakHeld = 0
@@ -41,7 +42,7 @@ t.test('a client that never reads is cut past maxBufferedBytes; the others lose 
     if (n % 100 === 0) peakHeld = Math.max(peakHeld, heldBytes() - baseline)
   }
 
-  await within(Promise.all(readers.map((reader) => reader.take(EVENTS))), 10_000, 'the readers to get every event')
+  await waitFor(Promise.all(readers.map((reader) => reader.take(EVENTS))), 'the readers to get every event', 10_000)
   const frame = Buffer.byteLength(`id: 0000000000000-0\ndata: ${JSON.stringify({ n: EVENTS, payload })}\n\n`)
   t.ok(cutAt > 0, `the slow client was disconnected, after event ${cutAt} of ${EVENTS}`)
   t.equal(app.pushStream.stats().slowDisconnects, 1, 'stats().slowDisconnects counts it')
@@ -51,7 +52,7 @@ t.test('a client that never reads is cut past maxBufferedBytes; the others lose 
   slow.setEncoding('utf8')
   slow.on('data', (chunk: string) => { received += chunk })
   slow.resume()
-  await within(new Promise((resolve) => slow.once('close', resolve)), 5000, 'the slow socket to close')
+  await waitFor(new Promise((resolve) => slow.once('close', resolve)), 'the slow socket to close', 5000)
   const lastSeen = Math.max(0, ...[...received.matchAll(/"n":(\d+)/g)].map((m) => Number(m[1])))
   t.ok(lastSeen < cutAt, `the slow client's stream ends at event ${lastSeen}, before the cut`)
   t.ok(peakBuffered <= maxBufferedBytes + frame,

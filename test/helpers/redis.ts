@@ -2,7 +2,7 @@ import net from 'node:net'
 import { randomUUID } from 'node:crypto'
 import { Redis } from 'ioredis'
 import type { AdapterContext, AdapterEvent } from '../../lib/adapter.js'
-import type { Teardown } from './sse.js'
+import type { Teardown } from './teardown.js'
 
 /** The Redis the tests use: `REDIS_URL`, or the one the project's machines run on 127.0.0.1:6379. */
 export const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'

@@ -4,15 +4,11 @@ import net from 'node:net'
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import { createParser, type EventSourceMessage } from 'eventsource-parser'
 import pushStream, { type PublishedEvent, type PushStreamOptions } from '../../lib/index.js'
+import type { Teardown } from './teardown.js'
 
 /** The id `publish` gave an event. */
 export async function idOf (published: Promise<PublishedEvent<unknown>>): Promise<string> {
   return (await published).id
-}
-
-/** The part of a tap test these helpers need. */
-export interface Teardown {
-  teardown: (fn: () => unknown) => void
 }
 
 /**
@@ -126,15 +122,6 @@ export class StreamClient {
 /** Opens a stream and waits for its headers. */
 export async function openStream (url: string, headers: Record<string, string> = {}): Promise<StreamClient> {
   return new StreamClient(url, headers).opened()
-}
-
-/** Waits until `test()` holds, checking after each turn of the event loop; fails after `ms`. */
-export async function waitFor (test: () => boolean, what: string, ms = 5000): Promise<void> {
-  const deadline = Date.now() + ms
-  while (!test()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((resolve) => setImmediate(resolve))
-  }
 }
 
 /** A plain request (with an optional body), answered in full: status, headers and body. */

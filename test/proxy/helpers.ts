@@ -1,11 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { fileURLToPath } from 'node:url'
-
-/** The part of a tap test these helpers need. */
-export interface Teardown {
-  teardown: (fn: () => unknown) => void
-}
+import type { Teardown } from '../helpers/teardown.js'
 
 /** A running app process (`app-process.ts`): its port and a way to publish through it. */
 export interface AppProcess {

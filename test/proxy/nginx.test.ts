@@ -10,7 +10,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
 import { browserMissing } from '../browser/helpers.js'
-import { prepareAppProcess, startAppProcess, type Teardown } from './helpers.js'
+import type { Teardown } from '../helpers/teardown.js'
+import { prepareAppProcess, startAppProcess } from './helpers.js'
 
 const NGINX_PATH = process.env.NGINX_PATH ?? '/usr/sbin/nginx'
 const TABS = 12

@@ -1,7 +1,7 @@
 import t from 'tap'
 import { randomUUID } from 'node:crypto'
 import { Redis, type RedisOptions } from 'ioredis'
-import type { Teardown } from '../helpers/sse.js'
+import type { Teardown } from '../helpers/teardown.js'
 import {
   RecordingContext, clientIds, killClients, loadRedisAdapter, redisUrl, skipUnlessRedis, testClient, testKey
 } from '../helpers/redis.js'

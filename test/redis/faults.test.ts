@@ -1,6 +1,6 @@
 import t from 'tap'
 import type { PushStreamAdapter } from '../../lib/adapter.js'
-import type { Teardown } from '../helpers/sse.js'
+import type { Teardown } from '../helpers/teardown.js'
 import {
   RecordingContext, RedisProxy, killClients, loadRedisAdapter, redisUrl, skipUnlessRedis, testClient, testKey
 } from '../helpers/redis.js'

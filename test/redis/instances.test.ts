@@ -1,7 +1,9 @@
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'
 import type { PushStreamOptions } from '../../lib/index.js'
-import { StreamClient, openStream, startApp, waitFor, type Teardown } from '../helpers/sse.js'
+import { StreamClient, openStream, startApp } from '../helpers/sse.js'
+import type { Teardown } from '../helpers/teardown.js'
+import { waitFor } from '../helpers/wait.js'
 import { RedisProxy, loadRedisAdapter, redisUrl, skipUnlessRedis, testKey } from '../helpers/redis.js'
 
 /** `count` apps, each on its own port, sharing the stream `key`. */
