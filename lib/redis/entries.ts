@@ -1,4 +1,12 @@
+/**
+ * The adapter's messages as Redis stream entries and back: the fields XADD
+ * stores for a message, and the events a batch of entries from XRANGE or
+ * XREAD holds, skipping entries the adapter did not write.
+ */
 import type { AdapterEvent, AdapterMessage } from '../adapter.js'
+
+/** The id before the first entry of any stream: what a fresh client is told when the stream is empty. */
+export const START_ID = '0-0'
 
 /** A stream entry as XRANGE and XREAD return it: its id and its fields as name, value, name, value… */
 export type StreamEntry = [id: string, fields: string[]]

@@ -1,3 +1,8 @@
+/**
+ * What `redisAdapter(connection, options)` accepts: where to connect, the
+ * stream's key and length and the command timeout, with their defaults, and
+ * the checks that throw `FST_PUSH_STREAM_INVALID_OPTION` when it is called.
+ */
 import type { Redis } from 'ioredis'
 import { FST_PUSH_STREAM_INVALID_OPTION, describe } from '../errors.js'
 import { MAX_DELAY, integer, stripUndefined } from '../validate.js'

@@ -1,0 +1,109 @@
+/**
+ * The Redis Streams adapter: one instance's view of the shared stream, built
+ * from the modules beside it (connections, the tail, replay, leases). Every
+ * rejection of `publish` and `replay` leaves it as a
+ * `FST_PUSH_STREAM_ADAPTER_UNAVAILABLE`, so the plugin never wraps one
+ * again; `lease` never rejects.
+ */
+import type { Redis } from 'ioredis'
+import type { AdapterContext, AdapterEvent, AdapterMessage, PushStreamAdapter } from '../adapter.js'
+import { FST_PUSH_STREAM_ADAPTER_UNAVAILABLE, FST_PUSH_STREAM_INVALID_OPTION, errorMessage } from '../errors.js'
+import { RedisConnections, type Call } from './connections.js'
+import { START_ID, toEvents, toFields } from './entries.js'
+import { RedisLeases } from './leases.js'
+import type { RedisConnection, ResolvedRedisOptions } from './options.js'
+import { entriesAfter } from './replay.js'
+import { StreamTail } from './tail.js'
+
+type State = 'idle' | 'started' | 'closed'
+
+/** The `PushStreamAdapter` over one Redis stream; started once, then closed. */
+export class RedisStreamAdapter implements PushStreamAdapter {
+  readonly #options: ResolvedRedisOptions
+  readonly #connections: RedisConnections
+  readonly #leases: RedisLeases
+  #state: State = 'idle'
+  #commands: Redis | undefined
+  #tail: StreamTail | undefined
+
+  /** Runs a command on the command connection: at once or not at all when Redis is away, and bounded in time. */
+  readonly #call: Call = async (run) => {
+    const client = this.#commands
+    if (this.#state !== 'started' || client === undefined) {
+      throw new Error(`the Redis adapter is ${this.#state === 'closed' ? 'closed' : 'not started'}`)
+    }
+    if (client.status !== 'ready') throw new Error(`the Redis connection is ${client.status}`)
+    return await this.#connections.bounded(run(client))
+  }
+
+  /**
+   * @param connection where to connect, already checked.
+   * @param options the options after defaults and validation.
+   */
+  constructor (connection: RedisConnection, options: ResolvedRedisOptions) {
+    this.#options = options
+    this.#connections = new RedisConnections(connection, options.key, options.commandTimeout)
+    this.#leases = new RedisLeases(options.key, this.#call)
+  }
+
+  async start (context: AdapterContext): Promise<string> {
+    if (this.#state !== 'idle') {
+      throw new FST_PUSH_STREAM_INVALID_OPTION('adapter', 'a Redis adapter that was already started', 'a new redisAdapter(...) for each plugin instance (one can only be started once)')
+    }
+    this.#state = 'started'
+    const { key } = this.#options
+    const connections = this.#connections
+    let commands: Redis
+    let reader: Redis
+    let lastId: string
+    try {
+      commands = connections.open('commands', { lazyConnect: true })
+      this.#commands = commands
+      if (commands.status === 'wait') await commands.connect()
+      const newest = await connections.bounded(commands.xrevrange(key, '+', '-', 'COUNT', 1))
+      lastId = newest[0]?.[0] ?? START_ID
+      reader = connections.open('reader', { lazyConnect: false })
+    } catch (error) {
+      const reason = connections.lastError ?? errorMessage(error)
+      await this.close()
+      throw new FST_PUSH_STREAM_ADAPTER_UNAVAILABLE(`Redis did not answer: ${reason}`, { cause: error })
+    }
+    connections.watch(context.log, 'commands', commands)
+    connections.watch(context.log, 'reader', reader)
+    this.#tail = new StreamTail(reader, key, lastId, context)
+    this.#tail.start()
+    return lastId
+  }
+
+  async publish (message: AdapterMessage): Promise<string> {
+    const { key, maxLength } = this.#options
+    try {
+      return await this.#call((client) => client.xadd(key, 'MAXLEN', '~', maxLength, '*', ...toFields(message))) as string
+    } catch (error) {
+      throw new FST_PUSH_STREAM_ADAPTER_UNAVAILABLE(errorMessage(error), { cause: error })
+    }
+  }
+
+  async replay (lastId: string, until: string, channels: ReadonlySet<string>): Promise<AdapterEvent[] | null> {
+    try {
+      const entries = await entriesAfter(this.#call, this.#options.key, lastId, until)
+      return entries === null ? null : toEvents(entries).filter((event) => channels.has(event.channel))
+    } catch (error) {
+      throw new FST_PUSH_STREAM_ADAPTER_UNAVAILABLE(`replay from Redis failed: ${errorMessage(error)}`, { cause: error })
+    }
+  }
+
+  async lease (name: string, ttlMs: number): Promise<boolean> {
+    return await this.#leases.take(name, ttlMs)
+  }
+
+  async close (): Promise<void> {
+    if (this.#state === 'closed') return
+    // Leases are given back while the adapter is still counted as started, so the calls go through.
+    await this.#leases.releaseAll()
+    this.#state = 'closed'
+    this.#tail?.stop()
+    await this.#connections.close()
+    await this.#tail?.ended
+  }
+}

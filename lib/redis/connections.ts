@@ -1,0 +1,126 @@
+/**
+ * The Redis adapter's connections: the command connection (the app's client,
+ * or one of the adapter's own) and the reader (always its own, since its
+ * blocking reads would hold commands up). The adapter's own connections fail
+ * fast while Redis is away and reconnect with backoff; every command is
+ * bounded in time; an outage is logged once when it begins and once when it
+ * ends; and at close only the connections the adapter opened are dropped.
+ */
+import { once } from 'node:events'
+import { Redis, type RedisOptions } from 'ioredis'
+import type { AdapterLogger } from '../adapter.js'
+import type { RedisConnection } from './options.js'
+
+/** Runs one command on the command connection, bounded in time; rejects when it cannot be sent. */
+export type Call = <T>(run: (client: Redis) => Promise<T>) => Promise<T>
+
+/** Which of the adapter's two connections: part of its name in `CLIENT LIST` and of the outage log. */
+export type ConnectionName = 'commands' | 'reader'
+
+/** Exponential backoff from 50 ms to 2 s, with jitter so instances do not all come back at once. */
+export function reconnectDelay (attempt: number): number {
+  const ceiling = Math.min(2000, 50 * 2 ** Math.min(attempt - 1, 6))
+  return Math.round(ceiling / 2 + Math.random() * ceiling / 2)
+}
+
+// Options of the connections the adapter makes: a command fails at once while
+// Redis is away (rather than waiting in ioredis's queue), and one in flight
+// when the connection drops is rejected rather than sent again.
+const FAIL_FAST: RedisOptions = {
+  enableOfflineQueue: false,
+  maxRetriesPerRequest: 0,
+  autoResendUnfulfilledCommands: false,
+  retryStrategy: reconnectDelay,
+  // Replies in the shape the adapter reads, whatever the app's client prefers.
+  replyMapping: 'legacy'
+}
+
+/** Opens, watches and closes the connections of one adapter. */
+export class RedisConnections {
+  readonly #connection: RedisConnection
+  readonly #key: string
+  readonly #commandTimeout: number
+  /** Connections this adapter opened: the only ones it closes. */
+  readonly #own: Redis[] = []
+  /** Listeners to remove at close (some are on the app's client). */
+  readonly #listeners: Array<() => void> = []
+  /** Names of the connections that are down; an outage lasts while one is. */
+  readonly #down = new Set<ConnectionName>()
+  #lastError: string | undefined
+
+  /**
+   * @param connection where to connect, as `redisAdapter` was given it.
+   * @param key the stream's key, which names the connections.
+   * @param commandTimeout milliseconds `bounded` waits for an answer.
+   */
+  constructor (connection: RedisConnection, key: string, commandTimeout: number) {
+    this.#connection = connection
+    this.#key = key
+    this.#commandTimeout = commandTimeout
+  }
+
+  /** Why a connection of the adapter's own last failed, until a watched connection is ready again. */
+  get lastError (): string | undefined {
+    return this.#lastError
+  }
+
+  /** The app's client for commands, or a connection of the adapter's own; the reader is always its own. */
+  open (name: ConnectionName, extra: RedisOptions): Redis {
+    const connection = this.#connection
+    if (name === 'commands' && 'client' in connection) return connection.client
+    const options: RedisOptions = { ...FAIL_FAST, ...extra, connectionName: `push-stream:${this.#key.replace(/[^!-~]/g, '_').slice(0, 64)}:${name}` }
+    const client = 'client' in connection ? connection.client.duplicate(options) : new Redis(connection.url, options)
+    const onError = (error: Error): void => { this.#lastError = error.message }
+    client.on('error', onError)
+    this.#own.push(client)
+    return client
+  }
+
+  /** Logs an outage once when a connection drops, and once when every connection is back. */
+  watch (log: AdapterLogger, name: ConnectionName, client: Redis): void {
+    const key = this.#key
+    const onClose = (): void => {
+      if (this.#down.has(name)) return
+      if (this.#down.size === 0) {
+        log.warn({ key, connection: name, reason: this.#lastError }, 'fastify-push-stream: lost the connection to Redis; reconnecting')
+      }
+      this.#down.add(name)
+    }
+    const onReady = (): void => {
+      this.#lastError = undefined
+      if (!this.#down.delete(name) || this.#down.size > 0) return
+      log.info({ key }, 'fastify-push-stream: reconnected to Redis')
+    }
+    client.on('close', onClose)
+    client.on('ready', onReady)
+    this.#listeners.push(() => {
+      client.off('close', onClose)
+      client.off('ready', onReady)
+    })
+  }
+
+  /** `promise`, or a rejection once `commandTimeout` has passed without an answer. */
+  async bounded<T> (promise: Promise<T>): Promise<T> {
+    const ms = this.#commandTimeout
+    let timer: NodeJS.Timeout | undefined
+    const timeout = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer from Redis within ${ms} ms`)), ms)
+    })
+    try {
+      return await Promise.race([promise, timeout])
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+
+  /** Stops watching and drops the connections the adapter opened; the app's client is left as it is. */
+  async close (): Promise<void> {
+    for (const remove of this.#listeners) remove()
+    // A blocked XREAD must not hold close up: the connections are dropped, not asked to quit.
+    await Promise.all(this.#own.map(async (client) => {
+      const ended = client.status === 'end' || client.status === 'reconnecting' ? undefined : once(client, 'end')
+      client.disconnect()
+      await this.bounded(Promise.resolve(ended)).catch(() => {})
+    }))
+  }
+}
