@@ -165,6 +165,7 @@ export class Connection {
    */
   writeReplay (replay: Buffer, events: number): void {
     if (replay.length === 0) return
+    this.#wroteSinceHeartbeat = true
     this.#sink.write(replay)
     this.#bytesWritten += replay.length
     this.#eventsWritten += events
