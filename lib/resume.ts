@@ -49,11 +49,10 @@ export class Resume {
     const lastId = parseEventId(lastEventId)
     const history = this.#engine.history
     const missed = lastId === null ? null : history.since(lastId, connection.channels)
-    if (missed !== null) return this.#finish(connection, this.#joined(lastEventId, connection.channels, missed))
-    // Only a well-formed id older than history is worth asking about.
     const until = history.newest
-    const older = lastId === null ? null : this.#engine.replayOlder(lastEventId, until, connection.channels)
-    if (older === null) return this.#finish(connection, null)
+    // Only a well-formed id older than history is worth asking about.
+    const older = lastId === null || missed !== null ? null : this.#engine.replayOlder(lastEventId, until, connection.channels)
+    if (older === null) return this.#fromHistory(connection, lastEventId, missed)
     this.#states.set(connection, { phase: 'asking' })
     // The engine answers null for an id it cannot serve, rather than rejecting.
     older.then((entries) => { this.#answered(connection, entries, until, lastId as EventId) })
@@ -66,8 +65,7 @@ export class Resume {
     for (const [connection, state] of this.#states) {
       if (state.phase !== 'waiting' || compareEventIds(state.lastId, newest) > 0) continue
       this.#states.delete(connection)
-      const missed = this.#engine.history.since(state.lastId, connection.channels)
-      this.#finish(connection, missed === null ? null : this.#joined(formatEventId(state.lastId), connection.channels, missed))
+      this.#fromHistory(connection, formatEventId(state.lastId), this.#engine.history.since(state.lastId, connection.channels))
     }
   }
 
@@ -94,6 +92,11 @@ export class Resume {
     if (older === null || newer === null) return this.#finish(connection, null)
     const frames = [...older, ...newer].map((entry) => entry.frame)
     this.#finish(connection, { buffer: Buffer.concat(frames), count: frames.length })
+  }
+
+  /** Writes what history holds after `lastId` (found by `since`), or a `reset` when it holds no answer; then live. */
+  #fromHistory (connection: Connection, lastId: string, missed: readonly HistoryEntry[] | null): void {
+    this.#finish(connection, missed === null ? null : this.#joined(lastId, connection.channels, missed))
   }
 
   /** Writes what the client missed, or a `reset` when that is unknown, and subscribes it. */

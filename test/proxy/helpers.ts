@@ -20,10 +20,8 @@ export async function startAppProcess (t: Teardown, env: Record<string, string> 
 /** Starts `app-process.ts` under tsx with `env`, ready but not yet listening; killed in teardown whatever happens. */
 export async function prepareAppProcess (t: Teardown, env: Record<string, string> = {}): Promise<{ listen: () => Promise<AppProcess> }> {
   const file = fileURLToPath(new URL('./app-process.ts', import.meta.url))
-  // Without the test runner's NODE_OPTIONS: its loaders and coverage under tsx's would corrupt the suite's coverage of lib/.
-  const { NODE_OPTIONS: _runnerOptions, ...inherited } = process.env
   const child = spawn(process.execPath, ['--import', 'tsx', file], {
-    env: { ...inherited, ...env },
+    env: { ...process.env, ...env },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc']
   })
   t.teardown(() => {
