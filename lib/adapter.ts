@@ -61,11 +61,14 @@ export interface PushStreamAdapter {
    * The events after `lastId` up to and including `until`, oldest first, on
    * `channels` only; `null` when `lastId` is not an id the log can answer
    * for (never issued, or already trimmed), so the client gets a `reset`.
+   * A rejection (`FST_PUSH_STREAM_ADAPTER_UNAVAILABLE`) is logged, and the
+   * client gets a `reset` too.
    */
   replay: (lastId: string, until: string, channels: ReadonlySet<string>) => Promise<AdapterEvent[] | null>
   /**
    * Takes or renews the lease called `name` for `ttlMs` milliseconds. True
-   * while this instance holds it; only the holder runs the generator.
+   * while this instance holds it; only the holder runs the generator. An
+   * engine that cannot be asked answers false rather than rejecting.
    */
   lease: (name: string, ttlMs: number) => Promise<boolean>
   /** Gives up held leases and closes the connections the adapter itself opened. */
