@@ -1,4 +1,5 @@
 import type { FastifySchema, FastifySchemaCompiler } from 'fastify'
+import { CHANNEL_PATTERN } from './wire/protocol.js'
 
 /** A JSON schema as a route holds it. */
 type JsonSchema = Record<string, unknown>
@@ -42,7 +43,7 @@ export function defaultStreamSchema (maxChannels: number): DocumentedSchema {
         channel: {
           description: 'A channel to subscribe to; repeat it for several (`?channel=a&channel=b`). Default: the channel "default".',
           type: 'array',
-          items: { type: 'string', pattern: '^[A-Za-z0-9_.:-]{1,64}$' },
+          items: { type: 'string', pattern: CHANNEL_PATTERN.source },
           maxItems: maxChannels
         },
         lastEventId: {

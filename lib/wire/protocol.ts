@@ -25,11 +25,12 @@ export const RESET_REASON = 'unknown-last-event-id'
 /** The data of a `reset` event. */
 export const RESET_DATA = JSON.stringify({ reason: RESET_REASON })
 
-const CHANNEL = /^[A-Za-z0-9_.:-]{1,64}$/
+/** The channel rule: 1 to 64 of `A-Z a-z 0-9 _ - . :`. */
+export const CHANNEL_PATTERN = /^[A-Za-z0-9_.:-]{1,64}$/
 
 /** True when `name` is in the safe channel character set (1 to 64 of `A-Z a-z 0-9 _ - . :`). */
 export function isValidChannel (name: unknown): name is string {
-  return typeof name === 'string' && CHANNEL.test(name)
+  return typeof name === 'string' && CHANNEL_PATTERN.test(name)
 }
 
 /** Throws `FST_PUSH_STREAM_INVALID_CHANNEL` unless `name` is a valid channel name. */
