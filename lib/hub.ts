@@ -91,7 +91,9 @@ export class Hub {
     this.#maxBufferedBytes = options.maxBufferedBytes
     this.#onEnd = options.onEnd
     if (options.heartbeatMs > 0) {
-      this.#heartbeat = setInterval(this.#beat, options.heartbeatMs)
+      // Every half heartbeat, each stream that had nothing written in the previous half gets a
+      // comment: so none is silent longer than one heartbeat, whenever its last write was.
+      this.#heartbeat = setInterval(this.#beat, Math.max(1, Math.floor(options.heartbeatMs / 2)))
       this.#heartbeat.unref()
     }
   }

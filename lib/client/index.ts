@@ -165,7 +165,7 @@ const RESET_EVENT = 'reset'
 const FINAL = ['stopped', 'ended', 'failed', 'closed']
 // Ids remembered to drop a repeat, which a change of leader can cause.
 const SEEN_MAX = 500
-// The watchdog's threshold in heartbeats: the server may skip one beat for a connection it just wrote to, so two may pass in silence.
+// The watchdog's threshold in heartbeats: the server is never silent longer than one; the rest is the margin for a slow network or a busy server.
 const STALL_BEATS = 2.5
 
 function parse (text: string): unknown {
