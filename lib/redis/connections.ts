@@ -46,7 +46,9 @@ export class RedisConnections {
   readonly #listeners: Array<() => void> = []
   /** Names of the connections that are down; an outage lasts while one is. */
   readonly #down = new Set<ConnectionName>()
-  #lastError: string | undefined
+  /** When the current outage began (`Date.now()`). */
+  #downSince = 0
+  #lastError: (Error & { code?: unknown }) | undefined
 
   /**
    * @param connection where to connect, as `redisAdapter` was given it.
@@ -61,7 +63,11 @@ export class RedisConnections {
 
   /** Why a connection of the adapter's own last failed, until a watched connection is ready again. */
   get lastError (): string | undefined {
-    return this.#lastError
+    return this.#lastError?.message
+  }
+
+  readonly #onError = (error: Error): void => {
+    this.#lastError = error
   }
 
   /** The app's client for commands, or a connection of the adapter's own; the reader is always its own. */
@@ -70,30 +76,46 @@ export class RedisConnections {
     if (name === 'commands' && 'client' in connection) return connection.client
     const options: RedisOptions = { ...FAIL_FAST, ...extra, connectionName: `push-stream:${this.#key.replace(/[^!-~]/g, '_').slice(0, 64)}:${name}` }
     const client = 'client' in connection ? connection.client.duplicate(options) : new Redis(connection.url, options)
-    const onError = (error: Error): void => { this.#lastError = error.message }
-    client.on('error', onError)
+    client.on('error', this.#onError)
     this.#own.push(client)
     return client
   }
 
-  /** Logs an outage once when a connection drops, and once when every connection is back. */
+  /**
+   * Logs an outage once when a connection drops, with its cause (the last
+   * error's code and message, or that the connection was closed without one),
+   * and once when every connection is back, with how long it lasted.
+   */
   watch (log: AdapterLogger, name: ConnectionName, client: Redis): void {
     const key = this.#key
     const onClose = (): void => {
       if (this.#down.has(name)) return
       if (this.#down.size === 0) {
-        log.warn({ key, connection: name, reason: this.#lastError }, 'fastify-push-stream: lost the connection to Redis; reconnecting')
+        this.#downSince = Date.now()
+        const error = this.#lastError
+        log.warn({
+          key,
+          connection: name,
+          // Redis closing the socket (a restart, CLIENT KILL, a proxy) comes with no error of its own.
+          code: typeof error?.code === 'string' ? error.code : 'CONNECTION_CLOSED',
+          cause: error?.message ?? 'the connection was closed'
+        }, 'fastify-push-stream: lost the connection to Redis; reconnecting')
       }
       this.#down.add(name)
     }
     const onReady = (): void => {
       this.#lastError = undefined
       if (!this.#down.delete(name) || this.#down.size > 0) return
-      log.info({ key }, 'fastify-push-stream: reconnected to Redis')
+      log.info({ key, outageMs: Date.now() - this.#downSince }, 'fastify-push-stream: reconnected to Redis')
     }
+    // The app's client as well: its errors are the cause of an outage of the command connection.
+    // (The adapter's own connections keep their error listener for good, closed or not.)
+    const foreign = !this.#own.includes(client)
+    if (foreign) client.on('error', this.#onError)
     client.on('close', onClose)
     client.on('ready', onReady)
     this.#listeners.push(() => {
+      if (foreign) client.off('error', this.#onError)
       client.off('close', onClose)
       client.off('ready', onReady)
     })

@@ -61,6 +61,8 @@ t.test('CLIENT KILL of the adapters\' connections while events are published at 
     t.equal(context.logged('warn').length, 3, 'one warning per outage')
     t.equal(context.logged('info').length, 3, 'one recovery per outage')
     t.match(context.logged('warn')[0], { obj: { key }, msg: /lost the connection to Redis; reconnecting/ })
+    t.match(context.logged('warn')[0], { obj: { code: /^[A-Z_]+$/, cause: /./ } }, 'the warning names its cause')
+    t.ok(context.logged('info').every((line) => typeof (line.obj as { outageMs?: unknown }).outageMs === 'number'), 'each recovery says how long the outage lasted')
   }
   t.comment(`own publishes: ${ownOk} stored, ${ownRefused} refused while the connection was down`)
 })
@@ -92,6 +94,10 @@ t.test('an outage (Redis unreachable for a while): publish and replay reject wit
   t.same(context.ids, [before, ...meanwhile])
   await context.until(() => context.logged('info').length === 1, 'the recovery to be logged')
   t.match(context.logged('info')[0], { obj: { key }, msg: /reconnected to Redis/ })
+  const outage = context.logged('info')[0]?.obj as { outageMs: number }
+  t.ok(outage.outageMs >= 700, `the recovery says how long the outage lasted (${outage.outageMs} ms)`)
+  const lost = context.logged('warn')[0]?.obj as { code: string, cause: string }
+  t.match(lost, { code: /^[A-Z_]+$/, cause: /./ }, `the warning names its cause (${lost.code}: ${lost.cause})`)
   const after = await adapter.publish({ channel: 'default', event: undefined, data: 'after' })
   await context.until(() => context.events.length === 22, 'the event after the outage')
   t.equal(context.ids.at(-1), after)
