@@ -2,7 +2,7 @@ import type { OutgoingHttpHeaders } from 'node:http'
 import type { AdapterLogger } from './adapter.js'
 import { isGone, type RawResponse, type StreamLog } from './connection.js'
 import { createEngine, type Engine } from './engine/engine.js'
-import { FST_PUSH_STREAM_CLOSED } from './errors.js'
+import { FST_PUSH_STREAM_CLOSED, FST_PUSH_STREAM_INVALID_STREAM_OPTIONS, FST_PUSH_STREAM_TOO_MANY_CHANNELS, describe } from './errors.js'
 import type { HistoryEntry } from './history.js'
 import { Hub } from './hub.js'
 import { withoutRepeatedCause } from './log.js'
@@ -10,11 +10,19 @@ import { prepareMessage, sourceMessage, type PublishOptions } from './message.js
 import type { ResolvedOptions } from './options.js'
 import { Resume } from './resume.js'
 import { SourceLoop } from './source-loop.js'
+import { SourceStream, type StreamSource } from './source-stream.js'
+import { SourceStreams } from './source-streams.js'
+import { Subscription, type SubscribeOptions, type SubscriptionReader } from './subscription.js'
+import { integer } from './validate.js'
 import { encodeControl, encodeEvent } from './wire/encoder.js'
 import { formatEventId } from './wire/event-id.js'
-import { OPEN_EVENT } from './wire/protocol.js'
+import { OPEN_EVENT, assertChannel } from './wire/protocol.js'
+import type { FastifyRequest } from 'fastify'
 
 export type { PublishOptions } from './message.js'
+
+/** The channels of a per-request stream: none, it gets no broadcast. */
+const NO_CHANNELS: ReadonlySet<string> = new Set()
 
 /** What a stream request asks for. */
 export interface StreamRequest {
@@ -29,6 +37,17 @@ export interface StreamRequest {
   /** The request's logger (`request.log`, which carries its id): the stream's open and end are logged there at `debug`. */
   log: StreamLog
 }
+
+/** What a per-request stream is opened with, besides its source. */
+export interface SourceRequest {
+  request: FastifyRequest
+  lastEventId: string | undefined
+  handshake: boolean
+  stallTimeout: number
+}
+
+/** A subscription's reader falls this many events behind before it ends with an error, unless `maxQueued` says otherwise. */
+export const DEFAULT_MAX_QUEUED = 1000
 
 /** An event as published: the id the plugin gave it, its name, channel and data. */
 export interface PublishedEvent<T = unknown> {
@@ -50,6 +69,8 @@ export interface PushStreamStats {
   resets: number
   /** Streams ended because the client fell more than `maxBufferedBytes` behind. */
   slowDisconnects: number
+  /** Per-request streams (`reply.sse(source)`) open now; `connections` counts them too. */
+  streams: number
 }
 
 /**
@@ -74,6 +95,14 @@ export interface PushStreamApi {
   generate(): Promise<PublishedEvent | undefined>
   /** Counters since the plugin started. */
   stats(): PushStreamStats
+  /**
+   * Follows `channels` (one name or a list, at most `maxChannels`, each
+   * checked: a named error otherwise). Give the subscription to `reply.sse`
+   * to stream those channels on a route of your own, with the built-in
+   * route's replay and limits; or read it as an async iterable of the events
+   * published on them from then on.
+   */
+  subscribe(channels: string | readonly string[], options?: SubscribeOptions): Subscription
 }
 
 /**
@@ -88,6 +117,9 @@ export class Broker implements PushStreamApi {
   readonly #hub: Hub
   readonly #resume: Resume
   readonly #loop: SourceLoop<PublishedEvent>
+  readonly #streams = new SourceStreams()
+  readonly #readers = new Set<SubscriptionReader>()
+  readonly #log: AdapterLogger
   /** Events of this tick not yet written out. */
   #pending: HistoryEntry[] = []
   #closed = false
@@ -95,7 +127,15 @@ export class Broker implements PushStreamApi {
   /** `log` is told of every failure of the source loop (the loop goes on) and of the engine. */
   constructor (options: ResolvedOptions, log: AdapterLogger) {
     this.#options = options
-    this.#hub = new Hub({ heartbeatMs: options.heartbeat, maxBufferedBytes: options.maxBufferedBytes, onEnd: (connection) => { this.#resume.forget(connection) } })
+    this.#log = log
+    this.#hub = new Hub({
+      heartbeatMs: options.heartbeat,
+      maxBufferedBytes: options.maxBufferedBytes,
+      onEnd: (connection, reason) => {
+        this.#resume.forget(connection)
+        this.#streams.ended(connection, reason)
+      }
+    })
     this.#engine = createEngine(options, this.#enqueue, log)
     this.#resume = new Resume(this.#hub, this.#engine)
     const engine = this.#engine
@@ -147,8 +187,49 @@ export class Broker implements PushStreamApi {
       published: this.#engine.published,
       replayed: this.#hub.replayed,
       resets: this.#hub.resets,
-      slowDisconnects: this.#hub.slowDisconnects
+      slowDisconnects: this.#hub.slowDisconnects,
+      streams: this.#streams.size
     }
+  }
+
+  subscribe (channels: string | readonly string[], options: SubscribeOptions = {}): Subscription {
+    if (this.#closed) throw new FST_PUSH_STREAM_CLOSED()
+    const names = typeof channels === 'string' ? [channels] : channels
+    if (!Array.isArray(names) || names.length === 0) {
+      throw new FST_PUSH_STREAM_INVALID_STREAM_OPTIONS('channels', describe(channels), 'a channel name or a non-empty array of them')
+    }
+    if (names.length > this.#options.maxChannels) throw new FST_PUSH_STREAM_TOO_MANY_CHANNELS(names.length, this.#options.maxChannels)
+    for (const name of names) assertChannel(name)
+    if (typeof options !== 'object' || options === null) {
+      throw new FST_PUSH_STREAM_INVALID_STREAM_OPTIONS('options', describe(options), 'an object such as { maxQueued }')
+    }
+    for (const key of Object.keys(options)) {
+      if (key !== 'maxQueued') throw new FST_PUSH_STREAM_INVALID_STREAM_OPTIONS(key, 'an unknown option', 'maxQueued')
+    }
+    const maxQueued = options.maxQueued === undefined
+      ? DEFAULT_MAX_QUEUED
+      : integer('maxQueued', options.maxQueued, 1, 10_000_000, FST_PUSH_STREAM_INVALID_STREAM_OPTIONS)
+    return new Subscription(new Set(names), maxQueued, (reader) => {
+      this.#readers.add(reader)
+      return () => { this.#readers.delete(reader) }
+    })
+  }
+
+  /**
+   * Opens one request's own stream on `res`: the opening block, then what
+   * `source` yields as the client takes it, then how it ended.
+   */
+  stream (res: RawResponse, headers: OutgoingHttpHeaders, source: StreamSource, request: SourceRequest): void {
+    if (isGone(res)) return
+    const log = request.request.log
+    const connection = this.#hub.open(res, headers, { channels: NO_CHANNELS, address: request.request.ip, log, paced: true })
+    log.debug({ lastEventId: request.lastEventId }, 'fastify-push-stream: stream opened')
+    const { retry, heartbeat, maxBufferedBytes, serialize } = this.#options
+    if (request.handshake) this.#hub.write(connection, encodeEvent({ retry, event: OPEN_EVENT, data: JSON.stringify({ retry, heartbeat }) }), 1)
+    else this.#hub.write(connection, encodeControl({ retry }), 0)
+    const stream = new SourceStream(connection, { request: request.request, lastEventId: request.lastEventId, serialize, maxBufferedBytes, stallTimeout: request.stallTimeout })
+    this.#streams.add(stream)
+    stream.start(source)
   }
 
   /** Starts the engine and the source loop (a no-op when `interval` is 0 and the source is a function). */
@@ -184,7 +265,11 @@ export class Broker implements PushStreamApi {
     this.#flush()
     const retry = this.#options.retry
     this.#hub.closeAll(() => encodeControl({ retry: retry + Math.floor(Math.random() * Math.max(retry, 1000)) }))
-    await this.#loop.stop()
+    for (const reader of [...this.#readers]) reader.end()
+    const [unreleased] = await Promise.all([this.#streams.close(), this.#loop.stop()])
+    if (unreleased > 0) {
+      this.#log.warn({ sources: unreleased }, 'fastify-push-stream: some stream sources did not finish after their signal aborted; closing without them')
+    }
     await this.#engine.close()
   }
 
@@ -203,6 +288,7 @@ export class Broker implements PushStreamApi {
     const history = this.#engine.history
     for (const entry of entries) history.append(entry)
     this.#hub.broadcast(entries)
+    for (const reader of this.#readers) reader.deliver(entries)
     this.#resume.afterTick()
   }
 }

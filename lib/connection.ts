@@ -28,8 +28,13 @@ export function isGone (res: RawResponse): boolean {
 /** Where a response keeps its connection, for the shared close listener. */
 const CONNECTION = Symbol('fastify-push-stream.connection')
 
-/** Why a connection ended. */
-export type CloseReason = 'client' | 'slow' | 'server'
+/**
+ * Why a connection ended: the client left (`client`), its connection failed
+ * under a write (`failed`), it fell too far behind (`slow`), took nothing for
+ * `stallTimeout` (`stalled`), the server closed (`server`), or its source
+ * ended it (`done`, `error`).
+ */
+export type CloseReason = 'client' | 'failed' | 'slow' | 'stalled' | 'server' | 'done' | 'error'
 
 /** What a connection keeps of its request for the log line of its end. */
 export interface StreamLog {
@@ -37,7 +42,15 @@ export interface StreamLog {
 }
 
 /** How a stream's end reads in its log line. */
-const END_REASONS: Record<CloseReason, string> = { client: 'client-closed', slow: 'too-slow', server: 'server-closing' }
+const END_REASONS: Record<CloseReason, string> = {
+  client: 'client-closed',
+  failed: 'write-failed',
+  slow: 'too-slow',
+  stalled: 'stalled',
+  server: 'server-closing',
+  done: 'done',
+  error: 'source-failed'
+}
 
 /** A response made by `fastify.inject()` (light-my-request): its body goes to a stream the caller reads. */
 interface InjectedResponse { _lightMyRequest?: { stream?: Readable } }
@@ -67,6 +80,8 @@ export class Connection {
   #bytesWritten = 0
   /** Events handed to the client's stream, as counted by the callers of `write` and `writeReplay`. */
   #eventsWritten = 0
+  /** The error under which the connection failed, if it did. */
+  #error: Error | undefined
   /** When the connection was made (`Date.now()`). */
   readonly #openedAt = Date.now()
   /** The request's logger, which carries its id; none for a refusal, whose end is logged apart. */
@@ -78,7 +93,8 @@ export class Connection {
     maxBufferedBytes: number,
     onClose: (connection: Connection, reason: CloseReason) => void,
     address: string,
-    log: StreamLog | undefined
+    log: StreamLog | undefined,
+    paced = false
   ) {
     this.address = address
     this.#log = log
@@ -87,7 +103,8 @@ export class Connection {
     this.#sink = res as ServerResponse
     this.channels = channels
     this.#maxBufferedBytes = maxBufferedBytes
-    this.#limit = maxBufferedBytes
+    // A paced stream is never ended for being behind: its writer waits for the client instead.
+    this.#limit = paced ? Infinity : maxBufferedBytes
     this.#onClose = onClose
     // The one listener per connection: removal happens the moment the socket goes.
     ;(res as RawResponse & { [CONNECTION]?: Connection })[CONNECTION] = this
@@ -126,6 +143,29 @@ export class Connection {
     return this.#transport.writableLength
   }
 
+  /** Bytes the client's stream has taken (written, less what still waits): grows while the client reads. */
+  get bytesTaken (): number {
+    return this.#bytesWritten - this.#transport.writableLength
+  }
+
+  /** The error under which the connection failed (its reason then is `failed`). */
+  get error (): Error | undefined {
+    return this.#error
+  }
+
+  /**
+   * Calls `listener` once the client's stream asks for more ('drain'), or on
+   * the next turn of the event loop when it does not wait for a drain (a
+   * stream with no socket, or a limit below its high-water mark). Never once
+   * the connection has closed: the caller also listens for the end.
+   */
+  whenDrained (listener: () => void): void {
+    // The socket over HTTP/1.1, the Http2Stream over HTTP/2, the response itself for inject().
+    const stream = (this.#sink === this.#res ? this.#transport : this.#sink) as Transport & Sink & { writableNeedDrain?: boolean }
+    if (stream.writableNeedDrain === true) stream.once('drain', listener)
+    else setImmediate(listener)
+  }
+
   /**
    * Writes one frame, unless the client is so far behind that it would then
    * hold more than `maxBufferedBytes`: it is disconnected instead of being
@@ -152,7 +192,8 @@ export class Connection {
    * last call: one shared timer calls it for every connection.
    */
   heartbeat (frame: Buffer): void {
-    if (!this.#wroteSinceHeartbeat) this.write(frame, 0)
+    // Bytes still waiting would carry the comment no sooner, and are not silence: the client is behind.
+    if (!this.#wroteSinceHeartbeat && this.#transport.writableLength === 0) this.write(frame, 0)
     this.#wroteSinceHeartbeat = false
   }
 
@@ -181,17 +222,20 @@ export class Connection {
 
   /**
    * Ends the stream from the server side, after a last frame, when the server
-   * shuts down. Over HTTP/2 it also closes the stream's session once its
+   * shuts down, or when a per-request stream is done. Over HTTP/2, when the
+   * server shuts down, it also closes the stream's session once its
    * other streams are done: Fastify leaves sessions open on Node < 24 unless
    * `forceCloseConnections` is true, and an open session holds up close().
    */
-  end (lastFrame: Buffer): void {
+  end (lastFrame: Buffer, reason: 'server' | 'done' | 'error' = 'server'): void {
+    if (this.#closed) return
     const res = this.#res
     if ('stream' in res) {
       const { stream } = res
       // A client that never ended its half of the stream would keep it, and the session, open.
       res.end(lastFrame, () => stream.close())
-      stream.session?.close()
+      // Only a server that closes lets go of the session: a per-request stream's end leaves it to its other streams.
+      if (reason === 'server') stream.session?.close()
     } else if (this.#sink === res) {
       // No socket of its own (inject()): the response ends the way any response does.
       res.end(lastFrame)
@@ -202,12 +246,24 @@ export class Connection {
       ;(this.#sink as Socket).destroySoon()
     }
     this.#bytesWritten += lastFrame.length
-    this.#finish('server')
+    this.#finish(reason)
+  }
+
+  /** Ends a stream whose client took nothing for too long: nothing more can reach it. */
+  stall (): void {
+    if (this.#closed) return
+    this.#res.destroy()
+    this.#finish('stalled')
   }
 
   /** The one 'close' listener of every response: shared, so that a connection owns no function of its own. */
   static readonly #onResponseClose = function (this: RawResponse & { [CONNECTION]: Connection }): void {
-    this[CONNECTION].#finish('client')
+    const connection = this[CONNECTION]
+    // A write that failed (EPIPE, ECONNRESET) leaves its error on the stream under the response.
+    const error = (connection.#sink as { errored?: Error | null }).errored ?? (connection.#transport as { errored?: Error | null }).errored
+    if (error == null) return connection.#finish('client')
+    connection.#error = error
+    connection.#finish('failed')
   }
 
   /** Marks the connection ended, reports it and logs it, once, whichever way it ended. */

@@ -89,7 +89,12 @@ export const FST_PUSH_STREAM_CLOSED = define(
   503
 )
 
-/** The `source` threw or rejected; logged, and the generator goes on. */
+/**
+ * A source threw, rejected or yielded an item that cannot be sent. For the
+ * `source` option: logged, and the generator goes on. For `reply.sse`: logged
+ * with the request's id, and the stream ends with a `push-stream:error` event
+ * that carries this code only.
+ */
 export const FST_PUSH_STREAM_SOURCE_FAILED = define(
   'FST_PUSH_STREAM_SOURCE_FAILED',
   'The message source failed: %s',
@@ -151,6 +156,68 @@ export const FST_PUSH_STREAM_INVALID_PUBLISH_OPTIONS = define(
   'Invalid publish options: got %s, expected an object such as { event, channel }',
   500,
   TypeError
+)
+
+/** The `signal.reason` of a `reply.sse` source whose client left: the socket closed, the HTTP/2 stream was reset, the request was aborted. */
+export const FST_PUSH_STREAM_CLIENT_CLOSED = define(
+  'FST_PUSH_STREAM_CLIENT_CLOSED',
+  'The client closed the stream',
+  499
+)
+
+/**
+ * The `signal.reason` of a `reply.sse` source whose connection failed rather
+ * than closed: a write met an error, or the client reset the connection
+ * (`cause`: the socket's error, such as EPIPE or ECONNRESET).
+ */
+export const FST_PUSH_STREAM_WRITE_FAILED = define(
+  'FST_PUSH_STREAM_WRITE_FAILED',
+  'The stream\'s connection failed: %s',
+  500
+)
+
+/** The `signal.reason` of a `reply.sse` source whose client took no byte of what was waiting for `stallTimeout` ms. */
+export const FST_PUSH_STREAM_STALLED = define(
+  'FST_PUSH_STREAM_STALLED',
+  'The client took nothing of the stream for %s ms (stallTimeout)',
+  408
+)
+
+/** The `signal.reason` of a `reply.sse` source whose stream was ended because the server is closing. */
+export const FST_PUSH_STREAM_SERVER_CLOSING = define(
+  'FST_PUSH_STREAM_SERVER_CLOSING',
+  'The server is closing',
+  503
+)
+
+/** `reply.sse` was given something that is no source: not an (async) iterable, a function returning one, nor a subscription. */
+export const FST_PUSH_STREAM_INVALID_SOURCE = define(
+  'FST_PUSH_STREAM_INVALID_SOURCE',
+  'Invalid stream source: got %s, expected an async iterable, an iterable, a function returning one, or fastify.pushStream.subscribe(...)',
+  500,
+  TypeError
+)
+
+/** The options of `reply.sse` or `subscribe` hold an unknown key or a bad value. */
+export const FST_PUSH_STREAM_INVALID_STREAM_OPTIONS = define(
+  'FST_PUSH_STREAM_INVALID_STREAM_OPTIONS',
+  'Invalid stream option "%s": got %s, expected %s',
+  500,
+  TypeError
+)
+
+/** A subscription read as an async iterable fell more than its `maxQueued` events behind: it ends with this error. */
+export const FST_PUSH_STREAM_SUBSCRIPTION_OVERFLOW = define(
+  'FST_PUSH_STREAM_SUBSCRIPTION_OVERFLOW',
+  'The subscription\'s reader fell more than %s events behind',
+  500
+)
+
+/** A subscription is streamed or read once: it was given to `reply.sse` or iterated before. */
+export const FST_PUSH_STREAM_SUBSCRIPTION_USED = define(
+  'FST_PUSH_STREAM_SUBSCRIPTION_USED',
+  'This subscription was already used: call fastify.pushStream.subscribe() for each stream or reader',
+  500
 )
 
 /** A short text for an error message: the value's type and a bounded preview. */

@@ -1,11 +1,15 @@
 import { compareEventIds, type EventId } from './wire/event-id.js'
 
-/** One published event as history keeps it: its id, channel and encoded bytes. */
+/** One published event as history keeps it: its id, channel, name, data text and encoded bytes. */
 export interface HistoryEntry {
   id: EventId
   /** The id as written on the wire. */
   idText: string
   channel: string
+  /** The event name; undefined for the client's `message`. */
+  event: string | undefined
+  /** The `data:` text. */
+  data: string
   frame: Buffer
 }
 

@@ -75,19 +75,19 @@ export class Hub {
   readonly #byChannel = new Map<string, Set<Group>>()
   /** Every open connection, subscribed or not. */
   readonly #open = new Set<Connection>()
-  /** The subscribed ones: they get broadcasts and heartbeats. */
+  /** The subscribed ones: they get broadcasts. */
   readonly #live = new Set<Connection>()
   /** Open streams per client address, for `maxConnectionsPerIp`. */
   readonly #perAddress = new Map<string, number>()
   readonly #maxBufferedBytes: number
-  readonly #onEnd: (connection: Connection) => void
+  readonly #onEnd: (connection: Connection, reason: CloseReason) => void
   #heartbeat: NodeJS.Timeout | undefined
   #slowDisconnects = 0
   #replayed = 0
   #resets = 0
 
   /** `heartbeatMs` 0 turns heartbeats off; `onEnd` is told of every connection that ends, once. */
-  constructor (options: { heartbeatMs: number, maxBufferedBytes: number, onEnd: (connection: Connection) => void }) {
+  constructor (options: { heartbeatMs: number, maxBufferedBytes: number, onEnd: (connection: Connection, reason: CloseReason) => void }) {
     this.#maxBufferedBytes = options.maxBufferedBytes
     this.#onEnd = options.onEnd
     if (options.heartbeatMs > 0) {
@@ -125,12 +125,14 @@ export class Hub {
 
   /**
    * Opens a stream on `res` (status line and headers), counted until it
-   * ends; it gets broadcasts once `subscribe`d. Connections on the same
-   * channels share one set of them.
+   * ends and sent heartbeats; it gets broadcasts once `subscribe`d.
+   * Connections on the same channels share one set of them. A `paced`
+   * stream (one request's own source) is never ended for being behind: its
+   * writer waits for the client to drain instead.
    */
-  open (res: RawResponse, headers: OutgoingHttpHeaders, request: { channels: ReadonlySet<string>, address: string, log: StreamLog }): Connection {
+  open (res: RawResponse, headers: OutgoingHttpHeaders, request: { channels: ReadonlySet<string>, address: string, log: StreamLog, paced?: boolean }): Connection {
     const channels = this.#groups.get(groupKey(request.channels))?.channels ?? request.channels
-    const connection = new Connection(res, channels, this.#maxBufferedBytes, this.#remove, request.address, request.log)
+    const connection = new Connection(res, channels, this.#maxBufferedBytes, this.#remove, request.address, request.log, request.paced)
     this.#open.add(connection)
     this.#perAddress.set(request.address, this.connectionsFrom(request.address) + 1)
     connection.open(headers)
@@ -182,7 +184,7 @@ export class Hub {
     if (left > 0) this.#perAddress.set(connection.address, left)
     else this.#perAddress.delete(connection.address)
     if (reason === 'slow') this.#slowDisconnects++
-    this.#onEnd(connection)
+    this.#onEnd(connection, reason)
     if (!this.#live.delete(connection)) return
     const key = groupKey(connection.channels)
     // Every live connection was subscribed, so its group exists.
@@ -233,6 +235,6 @@ export class Hub {
   }
 
   readonly #beat = (): void => {
-    for (const connection of this.#live) connection.heartbeat(HEARTBEAT)
+    for (const connection of this.#open) connection.heartbeat(HEARTBEAT)
   }
 }

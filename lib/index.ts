@@ -1,16 +1,39 @@
-import type { FastifyInstance, FastifyPluginAsync, RegisterOptions, RouteOptions } from 'fastify'
+import type { FastifyInstance, FastifyPluginAsync, FastifyReply, RegisterOptions, RouteOptions } from 'fastify'
 import fp from 'fastify-plugin'
 import { clientScriptHandler, loadClientScript } from './client-script.js'
 import { FST_PUSH_STREAM_ALREADY_REGISTERED } from './errors.js'
 import { resolveOptions, resolveRegisterOptions, type PushStreamOptions } from './options.js'
 import { Broker, type PushStreamApi } from './broker.js'
 import { streamHandler } from './route.js'
+import { StreamReplies, type StreamOptions } from './sse-reply.js'
+import type { StreamSource } from './source-stream.js'
+import type { StreamEvent } from './stream-item.js'
+import type { Subscription } from './subscription.js'
 import { acceptEveryRequest, streamRouteSchema } from './route-schema.js'
+
+/**
+ * What a stream's source may yield, typed by an event map: for each name, an
+ * item `{ event: name, data, id?, retry? }` with that name's data; and, for
+ * the map's `message` entry, its data alone or `{ data, id?, retry? }`.
+ */
+export type StreamItem<Events extends object = Record<string, unknown>> =
+  | { [K in keyof Events & string]: { event: K, data: Events[K], id?: string, retry?: number } }[keyof Events & string]
+  | ('message' extends keyof Events ? Events['message'] | { data: Events['message'], event?: undefined, id?: string, retry?: number } : never)
 
 declare module 'fastify' {
   interface FastifyInstance {
-    /** Publish events, pull from the source, read the counters. Added by fastify-push-stream. */
+    /** Publish events, pull from the source, read the counters, subscribe. Added by fastify-push-stream. */
     pushStream: PushStreamApi
+  }
+  interface FastifyReply {
+    /**
+     * Answers this request with a stream, and returns the reply (so
+     * `return reply.sse(...)` works in an async handler). `source` is what the
+     * stream sends: an (async) iterable of items, a function of
+     * `{ signal, lastEventId, request }` returning one, or
+     * `fastify.pushStream.subscribe(channels)`. Added by fastify-push-stream.
+     */
+    sse<Events extends object = Record<string, unknown>>(source: StreamSource<StreamItem<Events>> | Subscription, options?: StreamOptions): FastifyReply
   }
 }
 
@@ -23,9 +46,14 @@ const pushStreamPlugin: FastifyPluginAsync<PushStreamOptions> = async function p
   const api: PushStreamApi = Object.freeze({
     publish: core.publish.bind(core),
     generate: core.generate.bind(core),
-    stats: core.stats.bind(core)
+    stats: core.stats.bind(core),
+    subscribe: core.subscribe.bind(core)
   })
   fastify.decorate('pushStream', api)
+  const replies = new StreamReplies(core, options)
+  fastify.decorateReply('sse', function sse (this: FastifyReply, source: unknown, streamOptions?: StreamOptions): FastifyReply {
+    return replies.sse(this, source, streamOptions)
+  })
 
   // In a child context, since Fastify applies `prefix` (and `logLevel`) to a plugin's own routes only, not to an fp-wrapped one's.
   fastify.register(async function pushStreamRoutes (routes) {
@@ -36,7 +64,7 @@ const pushStreamPlugin: FastifyPluginAsync<PushStreamOptions> = async function p
       exposeHeadRoute: false,
       schema: streamRouteSchema(options.maxChannels, options.route?.schema),
       validatorCompiler: acceptEveryRequest,
-      handler: streamHandler(core, options)
+      handler: streamHandler(core, replies, options)
     } as RouteOptions)
     if (options.client) {
       // Hidden from OpenAPI documents, as a static file is: it is no API.
@@ -61,7 +89,7 @@ export default pushStream
 export * from './errors.js'
 export { encodeComment, encodeEvent, encodeData, isValidEventName, type WireEvent } from './wire/encoder.js'
 export { parseEventId, formatEventId, compareEventIds, type EventId } from './wire/event-id.js'
-export { DEFAULT_CHANNEL, OPEN_EVENT, RESET_EVENT, RETRY_EVENT, isValidChannel } from './wire/protocol.js'
+export { DEFAULT_CHANNEL, END_EVENT, ERROR_EVENT, OPEN_EVENT, RESET_EVENT, RETRY_EVENT, isValidChannel } from './wire/protocol.js'
 export type { PushStreamAdapter, AdapterContext, AdapterEvent, AdapterMessage, AdapterLogger } from './adapter.js'
 export { defaults, type PushStreamOptions, type PushStreamRouteOptions, type MessageSource, type SourceMessage, type Authorize } from './options.js'
 export type {
@@ -72,3 +100,8 @@ export type {
   PushStreamStats
 } from './broker.js'
 export { randomMessages, type RandomMessage } from './random-source.js'
+export type { SourceContext, SourceIterable, StreamSource } from './source-stream.js'
+export type { StreamEvent }
+export type { StreamOptions }
+export type { Subscription }
+export type { SubscribedEvent, SubscribeOptions } from './subscription.js'

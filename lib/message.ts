@@ -45,7 +45,7 @@ function assertPublishOptions (options: unknown): asserts options is PublishOpti
 }
 
 /** The `data:` text of `data`: strings as they are, bytes as UTF-8, anything else through `serialize`. */
-function dataText (data: unknown, serialize: (data: unknown) => string): string {
+export function dataText (data: unknown, serialize: (data: unknown) => string): string {
   if (typeof data === 'string') return data
   // Decoded whole, so a multi-byte character is never split.
   if (data instanceof Uint8Array) return UTF8.decode(data)

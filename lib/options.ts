@@ -57,6 +57,13 @@ export interface PushStreamOptions {
   maxConnectionsPerIp?: number
   /** Channels one request may subscribe to. Default `32`. */
   maxChannels?: number
+  /**
+   * Per-request streams (`reply.sse(source)`): milliseconds a stream may keep
+   * bytes waiting without the client taking any before it is ended and its
+   * source's signal aborted (noticed within 1.25 times this); `0` never.
+   * Below a proxy's read timeout (nginx: 60 s). Default `30000`.
+   */
+  stallTimeout?: number
   /** Turns non-string data into the `data:` text. Default `JSON.stringify`. */
   serialize?: (data: unknown) => string
   /** Called before a stream opens; false answers 403. Default: everyone may subscribe. */
@@ -87,6 +94,7 @@ export const defaults = Object.freeze({
   maxConnections: 10000,
   maxConnectionsPerIp: 0,
   maxChannels: 32,
+  stallTimeout: 30000,
   client: false
 })
 
@@ -150,6 +158,7 @@ export function resolveOptions (options: PushStreamOptions = {}): ResolvedOption
     maxConnections: integer('maxConnections', given.maxConnections, 1, Number.MAX_SAFE_INTEGER),
     maxConnectionsPerIp: integer('maxConnectionsPerIp', given.maxConnectionsPerIp, 0, Number.MAX_SAFE_INTEGER),
     maxChannels: integer('maxChannels', given.maxChannels, 1, 1024),
+    stallTimeout: integer('stallTimeout', given.stallTimeout, 0, MAX_DELAY),
     client: boolean('client', given.client),
     source,
     serialize,

@@ -11,7 +11,7 @@ function stillClock (ms = 1_700_000_000_000): EventIdClock {
 function makeEntry (clock: EventIdClock, channel = 'default'): HistoryEntry {
   const id = clock.next()
   const idText = formatEventId(id)
-  return { id, idText, channel, frame: Buffer.from(`id: ${idText}\ndata: ${channel}\n\n`) }
+  return { id, idText, channel, event: undefined, data: channel, frame: Buffer.from(`id: ${idText}\ndata: ${channel}\n\n`) }
 }
 
 /** Appends `count` entries, channels taken in turn from `channels`. */

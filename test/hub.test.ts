@@ -284,28 +284,28 @@ t.test('closeAll() ends every open stream, subscribed or not, each after its own
   t.equal(late.client.raw, '', 'no beat after closeAll()')
 })
 
-t.test('heartbeats go to subscribed streams only, and skip a stream written to since the last beat', async (t) => {
+t.test('heartbeats go to every open stream, subscribed or not yet, and skip a stream written to since the last beat', async (t) => {
   const hub = new Hub({ heartbeatMs: 10, maxBufferedBytes: 1024 * 1024, onEnd: () => {} })
   const { connect, writes } = await serve(t, hub)
   const idle = await connect('idle')
   const busy = await connect('busy')
-  const unsubscribed = await connect('unsubscribed')
+  // Not subscribed yet, as a stream whose replay the engine is still looking up: it is open, so it is kept alive too.
+  const resuming = await connect('resuming')
   hub.subscribe(idle.connection)
   hub.subscribe(busy.connection)
   await busy.client.until(() => busy.client.comments.length >= 1, 'a first beat')
   hub.write(busy.connection, event(1), 1)
   const afterEvent = (): SocketWrite[] => writes.slice(writes.findIndex((w) => w.name === 'busy' && w.bytes === String(event(1))) + 1)
   await busy.client.until(() => busy.client.raw.endsWith(`${event(1)}${HEARTBEAT}`), 'the next beat the busy stream gets')
-  // Beats write to streams in the order they subscribed: idle, then busy.
-  const beats = afterEvent()
+  // Beats write to streams in the order they opened: idle, then busy (the third one aside).
+  const beats = afterEvent().filter((w) => w.name !== 'resuming')
   const upToBusy = beats.slice(0, beats.findIndex((w) => w.name === 'busy') + 1)
   t.same(upToBusy, [
     { name: 'idle', bytes: HEARTBEAT },
     { name: 'idle', bytes: HEARTBEAT },
     { name: 'busy', bytes: HEARTBEAT }
   ], 'the beat after the event skipped the busy stream, the next one did not')
-  t.notOk(writes.some((w) => w.name === 'unsubscribed'), 'no beat for a stream not subscribed')
-  t.equal(unsubscribed.client.raw, '')
   t.ok(idle.client.comments.length >= 2)
   t.equal(idle.client.events.length, 0)
+  await resuming.client.until(() => resuming.client.comments.length >= 1, 'a beat for the stream not yet subscribed')
 })

@@ -54,6 +54,7 @@ t.test('the defaults', async (t) => {
     maxConnections: 10000,
     maxConnectionsPerIp: 0,
     maxChannels: 32,
+    stallTimeout: 30000,
     client: false
   })
   t.ok(Object.isFrozen(defaults), 'the exported defaults cannot be changed')
@@ -71,6 +72,7 @@ t.test('undefined values fall back to the defaults', async (t) => {
     maxConnections: undefined,
     maxConnectionsPerIp: undefined,
     maxChannels: undefined,
+    stallTimeout: undefined,
     client: undefined,
     serialize: undefined,
     authorize: undefined,
@@ -103,6 +105,7 @@ t.test('given values are kept, including 0 where 0 is allowed', async (t) => {
     maxConnections: 1,
     maxConnectionsPerIp: 1,
     maxChannels: 1,
+    stallTimeout: 0,
     client: true,
     serialize,
     authorize,
@@ -127,7 +130,8 @@ const integers: Array<{ name: keyof PushStreamOptions, min: number, max: number 
   { name: 'maxBufferedBytes', min: 1, max: Number.MAX_SAFE_INTEGER },
   { name: 'maxConnections', min: 1, max: Number.MAX_SAFE_INTEGER },
   { name: 'maxConnectionsPerIp', min: 0, max: Number.MAX_SAFE_INTEGER },
-  { name: 'maxChannels', min: 1, max: 1024 }
+  { name: 'maxChannels', min: 1, max: 1024 },
+  { name: 'stallTimeout', min: 0, max: 2 ** 31 - 1 }
 ]
 
 t.test('integer options: the bounds are accepted', async (t) => {
@@ -206,7 +210,7 @@ t.test('null is rejected like any other bad value', async (t) => {
   for (const name of ['source', 'serialize']) {
     t.throws(() => resolveOptions({ [name]: null }), { code: 'FST_PUSH_STREAM_INVALID_OPTION' }, `${name} = null`)
   }
-  for (const name of ['path', 'interval', 'heartbeat', 'retry', 'history', 'maxBufferedBytes', 'maxConnections', 'maxConnectionsPerIp', 'maxChannels', 'client', 'authorize', 'adapter']) {
+  for (const name of ['path', 'interval', 'heartbeat', 'retry', 'history', 'maxBufferedBytes', 'maxConnections', 'maxConnectionsPerIp', 'maxChannels', 'stallTimeout', 'client', 'authorize', 'adapter']) {
     t.throws(() => resolveOptions({ [name]: null }), { code: 'FST_PUSH_STREAM_INVALID_OPTION' }, `${name} = null`)
   }
 })
@@ -262,7 +266,7 @@ t.test('an unknown option is refused, naming the option most likely meant', asyn
     rejects(t, { [key]: 1 }, key, 'an unknown option', `expected a known option (did you mean "${name}"?)`, key)
   }
   rejects(t, { interval: 0, somethingElse: true }, 'somethingElse', 'an unknown option',
-    'expected one of path, interval, heartbeat, retry, history, maxBufferedBytes, maxConnections, maxConnectionsPerIp, maxChannels, client, source, serialize, authorize, adapter, route, prefix, logLevel, logSerializers',
+    'expected one of path, interval, heartbeat, retry, history, maxBufferedBytes, maxConnections, maxConnectionsPerIp, maxChannels, stallTimeout, client, source, serialize, authorize, adapter, route, prefix, logLevel, logSerializers',
     'nothing near: every option is listed')
   rejects(t, { typo: undefined }, 'typo', 'an unknown option', 'expected one of', 'an unknown key is refused even when undefined')
 })

@@ -35,7 +35,7 @@ export class LocalEngine implements Engine {
     const id = this.#clock.next()
     const idText = formatEventId(id)
     this.#published++
-    this.#deliver({ id, idText, channel, frame: encodeEvent({ id: idText, event, data: text }) })
+    this.#deliver({ id, idText, channel, event, data: text, frame: encodeEvent({ id: idText, event, data: text }) })
     return Promise.resolve(idText)
   }
 

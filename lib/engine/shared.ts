@@ -115,7 +115,7 @@ export class SharedEngine implements Engine {
     try {
       const id = parseEventId(idText)
       if (id === null || !isValidChannel(channel)) throw new Error(`not an event of this plugin: id ${describe(idText)}, channel ${describe(channel)}`)
-      return { id, idText, channel, frame: encodeEvent({ id: idText, event, data }) }
+      return { id, idText, channel, event, data, frame: encodeEvent({ id: idText, event, data }) }
     } catch (err) {
       // Something else wrote to the log: skipped, never sent half-checked.
       this.#log.warn({ err }, 'fastify-push-stream: skipped an entry of the shared log')

@@ -37,3 +37,12 @@ export function isValidChannel (name: unknown): name is string {
 export function assertChannel (name: unknown): asserts name is string {
   if (!isValidChannel(name)) throw new FST_PUSH_STREAM_INVALID_CHANNEL(describe(name))
 }
+
+/** The last event of a per-request stream whose source completed: data `{ reason }`, `"done"`. */
+export const END_EVENT = 'push-stream:end'
+
+/** The data of `END_EVENT` when the source completed. */
+export const END_DONE_DATA = JSON.stringify({ reason: 'done' })
+
+/** The last event of a per-request stream whose source failed: data `{ code }`, never the error's message. */
+export const ERROR_EVENT = 'push-stream:error'

@@ -1,0 +1,159 @@
+import { STATUS_CODES, type OutgoingHttpHeaders } from 'node:http'
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
+import type { Broker } from './broker.js'
+import { Connection } from './connection.js'
+import {
+  FST_PUSH_STREAM_INVALID_SOURCE,
+  FST_PUSH_STREAM_INVALID_STREAM_OPTIONS,
+  FST_PUSH_STREAM_SHUTTING_DOWN,
+  FST_PUSH_STREAM_TOO_MANY_CONNECTIONS,
+  FST_PUSH_STREAM_TOO_MANY_CONNECTIONS_PER_IP,
+  describe
+} from './errors.js'
+import { RefusalLog } from './log.js'
+import type { ResolvedOptions } from './options.js'
+import { isStreamSource, type StreamSource } from './source-stream.js'
+import { Subscription } from './subscription.js'
+import { MAX_DELAY, integer } from './validate.js'
+import { encodeEvent } from './wire/encoder.js'
+import { RETRY_EVENT } from './wire/protocol.js'
+
+/** Options of `reply.sse`. */
+export interface StreamOptions {
+  /** Overrides the plugin's `stallTimeout` for this stream (milliseconds; `0` never). Not for a subscription, which `maxBufferedBytes` bounds. */
+  stallTimeout?: number
+}
+
+// Never sent on a stream: hop-by-hop headers are forbidden over HTTP/2, and a length would end it.
+const DROPPED_HEADERS = ['connection', 'keep-alive', 'transfer-encoding', 'content-length', 'content-encoding']
+
+const STREAM_HEADERS: OutgoingHttpHeaders = {
+  'content-type': 'text/event-stream; charset=utf-8',
+  'cache-control': 'no-cache, no-transform',
+  'x-accel-buffering': 'no'
+}
+
+/** The headers of a stream: those already set on the reply (CORS, custom), then the SSE ones. */
+function streamHeaders (reply: FastifyReply): OutgoingHttpHeaders {
+  const headers = { ...reply.getHeaders(), ...STREAM_HEADERS } as OutgoingHttpHeaders
+  for (const name of DROPPED_HEADERS) delete headers[name]
+  return headers
+}
+
+/** The id a client resumes from: the `Last-Event-ID` header, else the `lastEventId` query; undefined when neither is given. */
+export function requestedLastEventId (request: FastifyRequest): string | undefined {
+  const header = request.headers['last-event-id']
+  if (typeof header === 'string' && header !== '') return header
+  const query = (request.query as Record<string, unknown> | undefined)?.lastEventId
+  // Named twice: the first one counts.
+  const value = Array.isArray(query) ? query[0] : query
+  if (value === undefined || value === '') return undefined
+  // Whatever a custom query parser made of it, a non-id is then answered with a reset.
+  return String(value)
+}
+
+/** True when the request comes from the browser client (`?handshake=1`). */
+export function isHandshake (query: unknown): boolean {
+  return (query as Record<string, unknown> | undefined)?.handshake === '1'
+}
+
+/** The checked options of `reply.sse`: a named error for an unknown key or a bad value. */
+function streamOptions (options: unknown, defaults: ResolvedOptions): { stallTimeout: number } {
+  if (options === undefined) return { stallTimeout: defaults.stallTimeout }
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
+    throw new FST_PUSH_STREAM_INVALID_STREAM_OPTIONS('options', describe(options), 'an object such as { stallTimeout }')
+  }
+  for (const key of Object.keys(options)) {
+    if (key !== 'stallTimeout') throw new FST_PUSH_STREAM_INVALID_STREAM_OPTIONS(key, 'an unknown option', 'stallTimeout')
+  }
+  const { stallTimeout } = options as StreamOptions
+  return {
+    stallTimeout: stallTimeout === undefined
+      ? defaults.stallTimeout
+      : integer('stallTimeout', stallTimeout, 0, MAX_DELAY, FST_PUSH_STREAM_INVALID_STREAM_OPTIONS)
+  }
+}
+
+/**
+ * Turns replies into streams, for the built-in route and for `reply.sse`:
+ * refuses for now when no stream may open (full, or closing), else sends the
+ * stream's headers and hands the response to the broker.
+ */
+export class StreamReplies {
+  readonly #broker: Broker
+  readonly #options: ResolvedOptions
+  readonly #retryAfter: string
+  readonly #refusals = new RefusalLog()
+
+  constructor (broker: Broker, options: ResolvedOptions) {
+    this.#broker = broker
+    this.#options = options
+    this.#retryAfter = String(Math.max(1, Math.ceil(options.retry / 1000)))
+  }
+
+  /** The error to answer with when no stream can open now; undefined when one can. */
+  unavailable (address: string): FastifyError | undefined {
+    const broker = this.#broker
+    const options = this.#options
+    if (broker.closing) return new FST_PUSH_STREAM_SHUTTING_DOWN()
+    if (broker.connections >= options.maxConnections) return new FST_PUSH_STREAM_TOO_MANY_CONNECTIONS(options.maxConnections)
+    const perIp = options.maxConnectionsPerIp
+    if (perIp > 0 && broker.connectionsFrom(address) >= perIp) return new FST_PUSH_STREAM_TOO_MANY_CONNECTIONS_PER_IP(perIp)
+    return undefined
+  }
+
+  /**
+   * Refuses for now: a 503 with Retry-After, or, for the browser client, a
+   * stream with one RETRY_EVENT that then ends, since a browser's EventSource
+   * never retries after a 503. Logged in batches (a full server is warned
+   * of, the rest is info), not as a server error per request.
+   */
+  refuse (request: FastifyRequest, reply: FastifyReply, error: FastifyError): FastifyReply {
+    const options = this.#options
+    this.#refusals.note(request.server.log, error.code === 'FST_PUSH_STREAM_TOO_MANY_CONNECTIONS' ? 'warn' : 'info', error.code)
+    if (!isHandshake(request.query)) {
+      // The body Fastify's error handler would send, without its error line for each request.
+      return reply.code(error.statusCode as number).header('retry-after', this.#retryAfter).send({
+        statusCode: error.statusCode,
+        code: error.code,
+        error: STATUS_CODES[error.statusCode as number],
+        message: error.message
+      })
+    }
+    const headers = streamHeaders(reply)
+    reply.hijack()
+    const connection = new Connection(reply.raw, new Set(), options.maxBufferedBytes, () => {}, request.ip, undefined)
+    connection.open(headers)
+    connection.end(encodeEvent({
+      retry: options.retry,
+      event: RETRY_EVENT,
+      data: JSON.stringify({ after: options.retry, reason: error.code })
+    }))
+    return reply
+  }
+
+  /**
+   * `reply.sse(source, options)`: checks its arguments (a named error,
+   * through Fastify's error handling, before anything is sent), then streams
+   * the subscription or the source, or refuses for now.
+   */
+  sse (reply: FastifyReply, source: unknown, options?: unknown): FastifyReply {
+    const isSubscription = source instanceof Subscription
+    if (!isSubscription && !isStreamSource(source)) throw new FST_PUSH_STREAM_INVALID_SOURCE(describe(source))
+    const { stallTimeout } = streamOptions(options, this.#options)
+    const request = reply.request
+    const refused = this.unavailable(request.ip)
+    if (refused !== undefined) return this.refuse(request, reply, refused)
+    if (isSubscription) source.take()
+    const headers = streamHeaders(reply)
+    reply.hijack()
+    const lastEventId = requestedLastEventId(request)
+    const handshake = isHandshake(request.query)
+    if (isSubscription) {
+      this.#broker.open(reply.raw, headers, { channels: source.channels, lastEventId, handshake, address: request.ip, log: request.log })
+    } else {
+      this.#broker.stream(reply.raw, headers, source as StreamSource, { request, lastEventId, handshake, stallTimeout })
+    }
+    return reply
+  }
+}
