@@ -33,7 +33,7 @@ declare module 'fastify' {
      * `{ signal, lastEventId, request }` returning one, or
      * `fastify.pushStream.subscribe(channels)`. Added by fastify-push-stream.
      */
-    sse<Events extends object = Record<string, unknown>>(source: StreamSource<StreamItem<Events>> | Subscription, options?: StreamOptions): FastifyReply
+    sse<Events extends object = Record<string, unknown>>(source: StreamSource<StreamItem<NoInfer<Events>>> | Subscription, options?: StreamOptions): FastifyReply
   }
 }
 

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { readFile } from 'node:fs/promises'
-import { DEFAULT_CHANNEL, OPEN_EVENT, RESET_DATA, RESET_EVENT, RESET_REASON, RETRY_EVENT, assertChannel, isValidChannel } from '../lib/wire/protocol.js'
+import { DEFAULT_CHANNEL, END_DONE_DATA, END_EVENT, ERROR_EVENT, OPEN_EVENT, RESET_DATA, RESET_EVENT, RESET_REASON, RETRY_EVENT, assertChannel, isValidChannel } from '../lib/wire/protocol.js'
 
 // The browser client ships alone, so it keeps its own copies of the protocol's
 // names: they are pinned here to the server's, in lib/wire/protocol.ts.
@@ -20,6 +20,9 @@ t.test('the browser client names the protocol\'s events as the server does', asy
   t.equal(named('OPEN_EVENT'), OPEN_EVENT)
   t.equal(named('RETRY_EVENT'), RETRY_EVENT)
   t.equal(named('RESET_EVENT'), RESET_EVENT)
+  t.equal(named('END_EVENT'), END_EVENT)
+  t.equal(named('ERROR_EVENT'), ERROR_EVENT)
+  t.equal(END_DONE_DATA, '{"reason":"done"}')
   t.ok(source.includes(`reason: '${RESET_REASON}'`), 'the reset a leader tab passes on carries the server\'s reason')
   t.equal(RESET_DATA, JSON.stringify({ reason: RESET_REASON }))
 })

@@ -34,3 +34,26 @@ t.test('with @fastify/compress registered globally, the stream is not compressed
   await waitFor(() => text.includes('data: first\n\n'), 'the first event', 5000)
   t.match(text, /event: hello\ndata: first\n\n$/, 'the first event arrived, uncompressed, on its own')
 })
+
+t.test('with @fastify/compress registered globally, a reply.sse stream is not compressed and each item arrives at once', async (t) => {
+  let next = (): void => {}
+  const { url } = await startApp(t, { heartbeat: 0 }, async (app) => {
+    await app.register(compress, { global: true, threshold: 0 })
+    app.get('/tokens', (_request, reply) => reply.sse(async function * () {
+      yield 'first token'
+      await new Promise<void>((resolve) => { next = resolve })
+      yield 'second token'
+    }))
+  })
+  const req = http.get(`${url}/tokens`, { agent: false, headers: { 'accept-encoding': 'gzip, deflate, br' } })
+  t.teardown(() => req.destroy())
+  const [res] = await once(req, 'response') as [http.IncomingMessage]
+  t.equal(res.headers['content-encoding'], undefined, 'no Content-Encoding on the stream')
+  let text = ''
+  res.on('data', (chunk: Buffer) => { text += chunk.toString('utf8') })
+  // Only the first item is out: it must arrive without more data to fill a compressor's block.
+  await waitFor(() => text.includes('data: first token\n\n'), 'the first item', 5000)
+  next()
+  await once(res, 'end')
+  t.match(text, /data: second token\n\nevent: push-stream:end\n/)
+})

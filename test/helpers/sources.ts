@@ -1,3 +1,4 @@
+import type { Test } from 'tap'
 import type { SourceContext } from '../../lib/index.js'
 import { waitFor } from './wait.js'
 
@@ -35,7 +36,7 @@ export function hangingSource (): { source: (context: SourceContext) => AsyncGen
  * (only fair where no other suite shares the cores: the timed suites).
  */
 export async function assertReleased (
-  t: Tap.Test,
+  t: Test,
   released: Promise<Release>,
   code: string,
   timing?: { endedAt: number, withinMs: number }

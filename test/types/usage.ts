@@ -5,7 +5,8 @@ import pushStream, {
   FST_PUSH_STREAM_INVALID_OPTION,
   type PublishedEvent,
   type PushStreamOptions,
-  type PushStreamStats
+  type PushStreamStats,
+  type StreamItem
 } from '../../lib/index.js'
 
 export async function usage (): Promise<void> {
@@ -54,4 +55,35 @@ export async function usage (): Promise<void> {
   console.log(app.pushStream.stats().dropped)
   // @ts-expect-error authorize receives the channels as strings
   await app.register(pushStream, { authorize: (_request, channels: number[]) => channels.length > 0 })
+
+  // reply.sse: any data by default; an event map types the items.
+  interface AnswerEvents {
+    token: string
+    usage: { tokens: number }
+  }
+  app.get('/answer', async (_request, reply) => reply.sse<AnswerEvents>(async function * ({ signal, lastEventId }) {
+    const aborted: boolean = signal.aborted
+    const resumeFrom: string | undefined = lastEventId
+    console.log(aborted, resumeFrom)
+    yield { event: 'token', data: 'Hel', id: '1' }
+    yield { event: 'usage', data: { tokens: 2 }, retry: 1000 }
+  }))
+  // @ts-expect-error a token's data is a string
+  app.get('/wrong', async (_request, reply) => reply.sse<AnswerEvents>([{ event: 'token', data: 1 }]))
+  // @ts-expect-error no such event in the map
+  const other: StreamItem<AnswerEvents> = { event: 'other', data: 'x' }
+  // @ts-expect-error a map without `message` takes no bare data
+  const bare: StreamItem<AnswerEvents> = 'bare'
+  const message: StreamItem<{ message: string }> = 'bare data is the message event\'s'
+  console.log(other, bare, message)
+  app.get('/any', (_request, reply) => reply.sse(['text', { data: { n: 1 }, event: 'n' }, Buffer.from('x')], { stallTimeout: 5000 }))
+  app.get('/room', (_request, reply) => reply.sse(app.pushStream.subscribe(['room-1', 'room-2'])))
+  // @ts-expect-error no such stream option
+  app.get('/typo', (_request, reply) => reply.sse(['x'], { stallTimout: 1 }))
+  for await (const event of app.pushStream.subscribe('news', { maxQueued: 100 })) {
+    const { id, event: name, channel, data }: { id: string, event: string | undefined, channel: string, data: string } = event
+    console.log(id, name, channel, data)
+  }
+  const streams: number = app.pushStream.stats().streams
+  console.log(streams)
 }
