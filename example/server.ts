@@ -8,6 +8,7 @@ import Fastify, { type FastifyHttp2SecureOptions, type FastifyInstance, type Fas
 import fastifyStatic from '@fastify/static'
 import { nanoid } from 'nanoid'
 import pushStream, { type PublishedEvent, type PushStreamApi, type SourceMessage } from '../lib/index.js'
+import { askRoutes } from './ask.js'
 
 /** The channels the demo publishes on; the page offers the same ones. */
 export const CHANNELS = ['default', 'news', 'alerts'] as const
@@ -43,6 +44,8 @@ export interface BuildOptions {
   redisUrl?: string
   /** The Redis stream the instances share. Default `'push-stream:demo'`. */
   redisKey?: string
+  /** Milliseconds before each word of an answer on the Ask panel. Default `80`. */
+  answerDelay?: number
 }
 
 const TEXTS = [
@@ -176,6 +179,9 @@ export async function build (options: BuildOptions = {}): Promise<FastifyInstanc
     reply.code(201)
     return { id: published.id, event: published.event, channel: published.channel, data: published.data }
   })
+
+  // The Ask panel: an answer streamed by reply.sse, and the count of released answer sources.
+  askRoutes(app, { delay: options.answerDelay ?? 80 })
 
   return app
 }

@@ -1,7 +1,8 @@
 /* global location */
 // The demo page: one stream through the package's browser client (shared by
 // the tabs of this origin), a state that is always the client's own, the
-// messages with their ids, counters, channels, pause and a form to publish.
+// messages with their ids, counters, channels, pause and a form to publish;
+// and the Ask panel, an answer streamed word by word that Stop cuts short.
 const MAX_MESSAGES = 200
 // Posted messages are `chat` events; an EventSource reports only the names it is asked for.
 const CHAT_EVENT = 'chat'
@@ -34,6 +35,16 @@ const formEl = $('publish')
 const textEl = $('text')
 const postChannelEl = $('post-channel')
 const publishStatus = $('publish-status')
+const askEl = $('ask')
+const askForm = $('ask-form')
+const questionEl = $('question')
+const askSubmit = $('ask-submit')
+const askStop = $('ask-stop')
+const answerEl = $('answer')
+const askStatus = $('ask-status')
+const askStartedEl = $('ask-started')
+const askReleasedEl = $('ask-released')
+const askLastEndEl = $('ask-last-end')
 
 // The server: this page's origin, unless the page names another one (which must allow it by CORS).
 const configured = document.querySelector('meta[name="push-stream-server"]')?.content.trim()
@@ -316,6 +327,108 @@ formEl.addEventListener('submit', async (event) => {
   }
 })
 
+// The Ask panel. Its stream is this tab's own (not shared): one answer per question.
+let askHandle = null
+// Bumped for every question: callbacks of an earlier answer's client are ignored.
+let askGeneration = 0
+let words = 0
+// The highest release count shown: counts only grow, so an answer that comes late changes nothing.
+let releasedShown = 0
+
+function showAsk (state, text) {
+  askEl.dataset.state = state
+  askStatus.textContent = text
+  const streaming = state === 'streaming'
+  askSubmit.disabled = streaming
+  askStop.disabled = !streaming
+  answerEl.setAttribute('aria-busy', String(streaming))
+}
+
+function addWord (message) {
+  const text = message.data?.text
+  if (typeof text !== 'string') return
+  // Kept scrolled to the newest word, unless the reader scrolled up.
+  const atEnd = answerEl.scrollHeight - answerEl.scrollTop - answerEl.clientHeight < 2
+  const word = document.createElement('span')
+  word.textContent = (words > 0 ? ' ' : '') + text
+  answerEl.append(word)
+  if (atEnd) answerEl.scrollTop = answerEl.scrollHeight
+  words++
+  askEl.dataset.words = String(words)
+}
+
+/**
+ * Shows the server's counts of answer sources. `afterRelease`: asked when an
+ * answer ended, the server answers once a source more than shown has been
+ * released (its `finally` ran), so the count goes up without polling.
+ */
+async function showAskStats (afterRelease) {
+  const url = new URL('/ask/stats', server)
+  if (afterRelease) url.searchParams.set('releasedAbove', String(releasedShown))
+  try {
+    const response = await fetch(url, { cache: 'no-store' })
+    if (!response.ok) return
+    const stats = await response.json()
+    if (stats.released < releasedShown) return
+    releasedShown = stats.released
+    askStartedEl.textContent = String(stats.started)
+    askReleasedEl.textContent = String(stats.released)
+    askLastEndEl.textContent = stats.lastEnd ?? 'none yet'
+  } catch {}
+}
+
+function onAskState (change) {
+  switch (change.state) {
+    case 'connecting':
+    case 'open':
+      showAsk('streaming', 'Answering…')
+      break
+    case 'reconnecting':
+      showAsk('streaming', `Connection lost: going on after word ${words}…`)
+      break
+    case 'ended':
+      // The server's last event: the client makes no further request.
+      showAsk('done', `Done: ${words} words.`)
+      showAskStats(true)
+      break
+    case 'closed':
+      // Stop: the client closed its stream; the server's source is released.
+      showAsk('stopped', `Stopped after ${words} words.`)
+      showAskStats(true)
+      break
+    case 'failed':
+      showAsk('failed', `The answer failed on the server (${change.code ?? 'no code'}).`)
+      showAskStats(true)
+      break
+    case 'stopped':
+      showAsk('failed', `The server refused the question (${change.status}).`)
+      break
+  }
+}
+
+function wireAsk (connect) {
+  askForm.addEventListener('submit', (event) => {
+    event.preventDefault()
+    if (askEl.dataset.state === 'streaming') return
+    const mine = ++askGeneration
+    askHandle?.close()
+    answerEl.replaceChildren()
+    words = 0
+    askEl.dataset.words = '0'
+    const url = new URL('/ask', server)
+    url.searchParams.set('q', questionEl.value)
+    askHandle = connect(url.href, {
+      onState: (change) => { if (mine === askGeneration) onAskState(change) },
+      onMessage: (message) => { if (mine === askGeneration) addWord(message) }
+    })
+  })
+  askStop.addEventListener('click', () => {
+    askHandle?.close()
+    questionEl.focus()
+  })
+  showAskStats(false)
+}
+
 // Imported here rather than by a static `import`, so that the server may be
 // another origin and a client that cannot load is reported on the page.
 let client
@@ -327,6 +440,11 @@ try {
   stateText.textContent = `Could not load the client from ${clientUrl}`
   toggleEl.textContent = 'Reload the page'
   toggleEl.addEventListener('click', () => location.reload())
+  askSubmit.disabled = true
+  askStatus.textContent = 'Asking needs the client, which could not load.'
   console.error(error)
 }
-if (client !== undefined) wireStream(client.connect)
+if (client !== undefined) {
+  wireStream(client.connect)
+  wireAsk(client.connect)
+}
