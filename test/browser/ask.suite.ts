@@ -1,0 +1,122 @@
+// The example page's Ask panel in a real Chromium: an answer streamed word by
+// word through reply.sse, which stays finished once done, and Stop, which
+// releases the source on the server. Every wait is on something observable, bounded.
+import type { Page } from 'playwright-core'
+import t from 'tap'
+import { cannedAnswer, type AnswerStats } from '../../example/ask.js'
+import { launchBrowser } from './helpers.js'
+import { listedIds, openDemo, startExample, waitState } from './example-helpers.js'
+
+const INTERVAL = 300
+const RETRY = 300
+// The pause before each word: an answer of some ninety words takes a few seconds, time enough to press Stop in the middle.
+const ANSWER_DELAY = 30
+
+const browser = await launchBrowser(t)
+
+/** One look at the Ask panel, as `window.__ask` records it. */
+interface AskView {
+  state: string
+  words: number
+}
+
+/** Records in `window.__ask` every state and word count the Ask panel shows (repeats folded). */
+function recordAsk (): void {
+  const seen: AskView[] = []
+  Object.assign(window, { __ask: seen })
+  const panel = document.getElementById('ask') as HTMLElement
+  const note = (): void => {
+    const view = { state: panel.dataset.state as string, words: Number(panel.dataset.words) }
+    const last = seen.at(-1)
+    if (last?.state !== view.state || last.words !== view.words) seen.push(view)
+  }
+  note()
+  new MutationObserver(note).observe(panel, { attributes: true, attributeFilter: ['data-state', 'data-words'] })
+}
+
+async function askViews (page: Page): Promise<AskView[]> {
+  return await page.evaluate(() => (window as unknown as { __ask: AskView[] }).__ask)
+}
+
+async function waitAsk (page: Page, state: string, timeout = 15000): Promise<void> {
+  await page.waitForSelector(`#ask[data-state="${state}"]`, { state: 'attached', timeout })
+}
+
+/** Waits until the page shows `count` released answer sources. */
+async function waitReleased (page: Page, count: number): Promise<void> {
+  await page.waitForFunction((count) => document.getElementById('ask-released')?.textContent === String(count), count, { timeout: 10000 })
+}
+
+t.test('Ask: the words arrive one by one, a finished answer stays finished, Stop releases the source', async (t) => {
+  const errors: string[] = []
+  const server = await startExample(t, { interval: INTERVAL, retry: RETRY, answerDelay: ANSWER_DELAY })
+  const stats = async (): Promise<AnswerStats> => await (await fetch(`${server.origin}/ask/stats`)).json() as AnswerStats
+  const page = await openDemo(t, browser, `${server.origin}/`, { errors })
+  // Every request the page makes for an answer.
+  const asked: string[] = []
+  page.on('request', (request) => {
+    const url = new URL(request.url())
+    if (url.pathname === '/ask') asked.push(url.searchParams.get('q') as string)
+  })
+  await waitState(page, 'open')
+  await page.evaluate(recordAsk)
+  t.equal(await page.getAttribute('#ask', 'data-state'), 'idle')
+  t.equal(await page.textContent('#ask-released'), '0')
+  t.ok(await page.isDisabled('#ask-stop'), 'nothing to stop yet')
+  const question = page.getByRole('textbox', { name: 'Question' })
+
+  // A whole answer.
+  const first = 'Why do streams end?'
+  const firstWords = cannedAnswer(first)
+  await question.fill(first)
+  await page.getByRole('button', { name: 'Ask', exact: true }).click()
+  await waitAsk(page, 'done')
+  const views = await askViews(page)
+  const counts = views.filter((view) => view.state === 'streaming' && view.words > 0).map((view) => view.words)
+  t.ok(counts.length > 1, `the words came one after another: ${counts.length} renders while streaming`)
+  t.ok(counts.every((count, i) => i === 0 || count > (counts[i - 1] as number)), 'each render shows more words')
+  t.same(views.at(-1), { state: 'done', words: firstWords.length }, 'then done, with every word')
+  t.equal(await page.textContent('#answer'), firstWords.join(' '))
+  t.equal(await page.textContent('#ask-status'), `Done: ${firstWords.length} words.`)
+  t.ok(await page.isDisabled('#ask-stop'))
+  t.notOk(await page.isDisabled('#ask-submit'), 'ready for the next question')
+  await waitReleased(page, 1)
+  t.same(await stats(), { started: 1, released: 1, lastEnd: 'done' }, 'the source ran to its end and its finally ran')
+  t.equal(await page.textContent('#ask-last-end'), 'done')
+
+  // The done answer does not come back: while the page's own stream lists three more generated messages
+  // (two INTERVALs at least, twice the longest wait of a reconnection, RETRY), no request for an answer is made.
+  const listed = (await listedIds(page)).length
+  await page.waitForFunction((listed) => document.querySelectorAll('#messages li[data-id]').length >= listed + 3, listed, { timeout: 10000 })
+  t.same(asked, [first], 'one request for the first answer, none after its end')
+  t.same(await stats(), { started: 1, released: 1, lastEnd: 'done' }, 'no source started again')
+  t.equal(await page.getAttribute('#ask', 'data-state'), 'done')
+  t.equal(await page.textContent('#answer'), firstWords.join(' '))
+
+  // Stopped mid-answer: the server's source is released, and the page's count shows it.
+  const second = 'And what if I stop?'
+  const secondWords = cannedAnswer(second)
+  await question.fill(second)
+  await question.press('Enter')
+  await page.waitForFunction(() => {
+    const panel = document.getElementById('ask') as HTMLElement
+    return panel.dataset.state === 'streaming' && Number(panel.dataset.words) >= 3
+  }, undefined, { timeout: 10000 })
+  await page.getByRole('button', { name: 'Stop', exact: true }).click()
+  await waitAsk(page, 'stopped')
+  const shown = Number(await page.getAttribute('#ask', 'data-words'))
+  t.ok(shown >= 3 && shown < secondWords.length, `stopped mid-answer, after ${shown} of ${secondWords.length} words`)
+  t.equal(await page.textContent('#answer'), secondWords.slice(0, shown).join(' '), 'the words so far, in order')
+  t.equal(await page.textContent('#ask-status'), `Stopped after ${shown} words.`)
+  await waitReleased(page, 2)
+  const { started, released, lastEnd } = await stats()
+  t.same({ started, released }, { started: 2, released: 2 }, 'the stopped source\'s finally ran')
+  // The client left: the server sees its socket close, or a write to it fail (EPIPE, ECONNRESET), whichever comes first.
+  t.ok(lastEnd === 'FST_PUSH_STREAM_CLIENT_CLOSED' || lastEnd === 'FST_PUSH_STREAM_WRITE_FAILED', `its signal aborted because the client left (${lastEnd})`)
+  t.equal(await page.textContent('#ask-started'), '2')
+  t.equal(await page.textContent('#ask-last-end'), lastEnd, 'the page shows how it ended')
+  t.equal(Number(await page.getAttribute('#ask', 'data-words')), shown, 'nothing arrived after Stop')
+  t.ok(await page.isDisabled('#ask-stop'))
+  t.same(asked, [first, second], 'one request per question')
+  t.same(errors, [], 'no page error')
+})
