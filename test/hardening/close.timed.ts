@@ -3,7 +3,7 @@ import t from 'tap'
 import Fastify from 'fastify'
 import pushStream from '../../lib/index.js'
 import { waitFor } from '../helpers/wait.js'
-import { nextMessage, spawnFixture, stopChild } from './helpers.js'
+import { nextMessage, openHeldStreams } from './helpers.js'
 
 const STREAMS = 10_000
 const RETRY = 3000
@@ -16,12 +16,7 @@ t.test(`close() with ${STREAMS} open streams resolves in under 1 s, each client 
   const port = (app.server.address() as { port: number }).port
 
   // The clients live in a child process: this one holds the server's 10,000 sockets.
-  const clients = spawnFixture('close-clients.ts')
-  t.teardown(() => stopChild(clients))
-  await nextMessage(clients, 'ready')
-  const open = nextMessage(clients, 'open')
-  clients.send({ type: 'connect', port, clients: STREAMS, atOnce: 500 })
-  await waitFor(open, `${STREAMS} streams to open`, 15_000)
+  const clients = await openHeldStreams(t, port, STREAMS, { atOnce: 500 })
   t.equal(app.pushStream.stats().connections, STREAMS, `${STREAMS} streams open`)
 
   const ended = nextMessage<{ type: 'ended', lastRetry: Array<number | null>, retriesSeen: number[], failed: number }>(clients, 'ended')

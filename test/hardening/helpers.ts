@@ -5,6 +5,7 @@ import v8 from 'node:v8'
 import vm from 'node:vm'
 import { fileURLToPath } from 'node:url'
 import { createParser, type EventSourceMessage } from 'eventsource-parser'
+import { waitFor } from '../helpers/wait.js'
 
 /**
  * Tools shared by the hardening checks: a forced GC to read the heap without
@@ -99,4 +100,19 @@ export class LeanReader<T> {
   close (): void {
     this.request.destroy()
   }
+}
+
+/**
+ * Opens `clients` streams on `path` from a child process (one process may not
+ * hold both ends of thousands of sockets), `atOnce` at a time; resolves once
+ * each has its opening block, with the child, which then reports `ended`.
+ */
+export async function openHeldStreams (t: { teardown: (fn: () => unknown) => void }, port: number, clients: number, options: { atOnce: number, path?: string }): Promise<ChildProcess> {
+  const child = spawnFixture('close-clients.ts')
+  t.teardown(() => stopChild(child))
+  await nextMessage(child, 'ready')
+  const open = nextMessage(child, 'open')
+  child.send({ type: 'connect', port, clients, ...options })
+  await waitFor(open, `${clients} streams to open`, 15_000)
+  return child
 }

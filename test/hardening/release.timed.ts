@@ -8,7 +8,7 @@ import { openH2Stream } from '../helpers/h2.js'
 import { openStream, rawGet, startApp } from '../helpers/sse.js'
 import { assertReleased, hangingSource } from '../helpers/sources.js'
 import { waitFor } from '../helpers/wait.js'
-import { nextMessage, spawnFixture, stopChild } from './helpers.js'
+import { openHeldStreams } from './helpers.js'
 
 const WITHIN_MS = 100
 
@@ -94,12 +94,7 @@ t.test(`close() with ${STREAMS} per-request streams resolves in under 1 s, every
   }))
   await app.listen({ port: 0, host: '127.0.0.1', backlog: 4096 })
   const port = (app.server.address() as { port: number }).port
-  const clients = spawnFixture('close-clients.ts')
-  t.teardown(() => stopChild(clients))
-  await nextMessage(clients, 'ready')
-  const open = nextMessage(clients, 'open')
-  clients.send({ type: 'connect', port, clients: STREAMS, atOnce: 200, path: '/answer' })
-  await waitFor(open, `${STREAMS} streams to open`, 15_000)
+  await openHeldStreams(t, port, STREAMS, { atOnce: 200, path: '/answer' })
   await waitFor(() => started === STREAMS, 'every source to wait')
   t.equal(app.pushStream.stats().streams, STREAMS)
   const began = performance.now()
