@@ -25,12 +25,15 @@ export function isGone (res: RawResponse): boolean {
   return transportOf(res).destroyed
 }
 
+/** The socket errors that say the client went away, rather than that the connection failed. */
+const PEER_GONE: ReadonlySet<string> = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED'])
+
 /** Where a response keeps its connection, for the shared close listener. */
 const CONNECTION = Symbol('fastify-push-stream.connection')
 
 /**
- * Why a connection ended: the client left (`client`), its connection failed
- * under a write (`failed`), it fell too far behind (`slow`), took nothing for
+ * Why a connection ended: the client left (`client`, also when it reset the
+ * connection), the connection failed otherwise (`failed`), it fell too far behind (`slow`), took nothing for
  * `stallTimeout` (`stalled`), the server closed (`server`), or its source
  * ended it (`done`, `error`).
  */
@@ -259,9 +262,10 @@ export class Connection {
   /** The one 'close' listener of every response: shared, so that a connection owns no function of its own. */
   static readonly #onResponseClose = function (this: RawResponse & { [CONNECTION]: Connection }): void {
     const connection = this[CONNECTION]
-    // A write that failed (EPIPE, ECONNRESET) leaves its error on the stream under the response.
+    // A connection that failed leaves its error on the stream under the response.
     const error = (connection.#sink as { errored?: Error | null }).errored ?? (connection.#transport as { errored?: Error | null }).errored
-    if (error == null) return connection.#finish('client')
+    // A reset is how many clients leave: one that closes with unread bytes resets the connection.
+    if (error == null || PEER_GONE.has((error as NodeJS.ErrnoException).code as string)) return connection.#finish('client')
     connection.#error = error
     connection.#finish('failed')
   }

@@ -158,7 +158,7 @@ export const FST_PUSH_STREAM_INVALID_PUBLISH_OPTIONS = define(
   TypeError
 )
 
-/** The `signal.reason` of a `reply.sse` source whose client left: the socket closed, the HTTP/2 stream was reset, the request was aborted. */
+/** The `signal.reason` of a `reply.sse` source whose client left: the socket closed or was reset, the HTTP/2 stream was reset, the request was aborted. */
 export const FST_PUSH_STREAM_CLIENT_CLOSED = define(
   'FST_PUSH_STREAM_CLIENT_CLOSED',
   'The client closed the stream',
@@ -166,9 +166,9 @@ export const FST_PUSH_STREAM_CLIENT_CLOSED = define(
 )
 
 /**
- * The `signal.reason` of a `reply.sse` source whose connection failed rather
- * than closed: a write met an error, or the client reset the connection
- * (`cause`: the socket's error, such as EPIPE or ECONNRESET).
+ * The `signal.reason` of a `reply.sse` source whose connection failed under
+ * it, other than by the client leaving (`cause`: the socket's or stream's
+ * error, such as ETIMEDOUT or a TLS error).
  */
 export const FST_PUSH_STREAM_WRITE_FAILED = define(
   'FST_PUSH_STREAM_WRITE_FAILED',

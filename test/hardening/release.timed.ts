@@ -2,6 +2,7 @@
 import t from 'tap'
 import http2 from 'node:http2'
 import { once } from 'node:events'
+import type { Socket } from 'node:net'
 import Fastify from 'fastify'
 import pushStream from '../../lib/index.js'
 import { openH2Stream } from '../helpers/h2.js'
@@ -13,12 +14,18 @@ import { openHeldStreams } from './helpers.js'
 const WITHIN_MS = 100
 
 t.test(`a per-request source's finally runs within ${WITHIN_MS} ms of each way its stream ends`, async (t) => {
-  const sources = { leaves: hangingSource(), reset: hangingSource(), closes: hangingSource(), fails: hangingSource() }
+  const sources = { leaves: hangingSource(), resets: hangingSource(), closes: hangingSource(), fails: hangingSource() }
+  const sockets: Record<string, Socket> = {}
   let stalledAbortAt = 0
   let stalledFinallyAt = 0
   let stalledReason: unknown
   const { app, url } = await startApp(t, { maxBufferedBytes: 64 * 1024 }, (app) => {
-    for (const [name, hanging] of Object.entries(sources)) app.get(`/${name}`, (_request, reply) => reply.sse(hanging.source))
+    for (const [name, hanging] of Object.entries(sources)) {
+      app.get(`/${name}`, (request, reply) => {
+        sockets[name] = request.raw.socket
+        return reply.sse(hanging.source)
+      })
+    }
     app.get('/stalls', (_request, reply) => reply.sse(async function * ({ signal }) {
       signal.addEventListener('abort', () => { stalledAbortAt = performance.now(); stalledReason = signal.reason })
       try {
@@ -37,13 +44,21 @@ t.test(`a per-request source's finally runs within ${WITHIN_MS} ms of each way i
   leaving.close()
   await assertReleased(t, sources.leaves.released, 'FST_PUSH_STREAM_CLIENT_CLOSED', { endedAt, withinMs: WITHIN_MS })
 
-  // The connection fails: the client resets it.
-  const resetting = rawGet(port, '/fails')
+  // The client resets the connection.
+  const resetting = rawGet(port, '/resets')
   await once(resetting, 'data')
-  await sources.fails.started
+  await sources.resets.started
   endedAt = performance.now()
   resetting.resetAndDestroy()
+  await assertReleased(t, sources.resets.released, 'FST_PUSH_STREAM_CLIENT_CLOSED', { endedAt, withinMs: WITHIN_MS })
+
+  // The connection fails under the stream (as a TLS layer would fail it).
+  const failing = await openStream(`${url}/fails`)
+  await sources.fails.started
+  endedAt = performance.now()
+  sockets.fails?.destroy(Object.assign(new Error('input/output error'), { code: 'EIO' }))
   await assertReleased(t, sources.fails.released, 'FST_PUSH_STREAM_WRITE_FAILED', { endedAt, withinMs: WITHIN_MS })
+  await failing.ended
 
   // The client stops reading: stalled.
   const stalling = rawGet(port, '/stalls')
