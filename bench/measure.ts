@@ -148,22 +148,33 @@ async function serverCounts (server: Child, n: number): Promise<number> {
   return count
 }
 
-async function withServer<T> (variant: VariantName, work: (server: Child, port: number) => Promise<T>): Promise<T | undefined> {
+/**
+ * Starts a server with `start`, runs `work` against it and stops it. A server
+ * that does not start, or work that throws, is recorded in `failures` under
+ * `name` and gives undefined.
+ */
+export async function withChildServer<T> (
+  name: string, start: () => Promise<Child>, work: (server: Child, port: number) => Promise<T>
+): Promise<T | undefined> {
   let server: Child
   try {
-    server = await startServer(variant)
+    server = await start()
   } catch (err) {
-    failures.push(`${variant}: the server did not start: ${(err as Error).message}`)
+    failures.push(`${name}: the server did not start: ${(err as Error).message}`)
     return undefined
   }
   try {
     return await work(server, server.ready.port as number)
   } catch (err) {
-    failures.push(`${variant}: ${(err as Error).message}`)
+    failures.push(`${name}: ${(err as Error).message}`)
     return undefined
   } finally {
     await stopChild(server)
   }
+}
+
+function withServer<T> (variant: VariantName, work: (server: Child, port: number) => Promise<T>): Promise<T | undefined> {
+  return withChildServer(variant, () => startServer(variant), work)
 }
 
 async function connectAll (server: Child, client: Child, port: number, n: number, firstSeq: number): Promise<number> {

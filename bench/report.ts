@@ -1,8 +1,10 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { basename } from 'node:path'
 import { renderBarChart, type BarGroup } from './chart.js'
+import { num } from './format.js'
 import { FLOOR, type BroadcastFigures, type VariantName } from './measure.js'
-import type { Results, RunResult } from './results.js'
+import { keptPerRequest, markedPerRequest, perRequestMarkdown } from './report-per-request.js'
+import type { PerRequestResults, Results, RunResult } from './results.js'
 import { spread } from './stats.js'
 
 const PROFILE_START = '<!-- profile:start -->'
@@ -30,15 +32,6 @@ function summarise (results: Results, variant: VariantName, read: Read): Summary
   }
   const { median, min, max } = spread(values)
   return { median, min, max, ratio: spread(ratios).median, runs: values.length }
-}
-
-/** Three significant figures at most, without exponent notation. */
-function num (value: number): string {
-  if (!Number.isFinite(value)) return '–'
-  const abs = Math.abs(value)
-  if (abs >= 100) return Math.round(value).toLocaleString('en-US')
-  if (abs >= 10) return value.toFixed(1)
-  return value.toFixed(2)
 }
 
 function ratio (value: number): string {
@@ -79,7 +72,7 @@ function disconnected (results: Results, variant: VariantName): string {
   return yes === seen.length ? 'yes' : yes === 0 ? 'no' : `${yes} of ${seen.length} runs`
 }
 
-function markdown (results: Results, svgName: string, profile: string): string {
+function markdown (results: Results, svgName: string, profile: string, perRequest: string): string {
   const n = (count: number): string => count.toLocaleString('en-US')
   const runs = results.runs.length
   const sections: string[] = []
@@ -105,7 +98,7 @@ function markdown (results: Results, svgName: string, profile: string): string {
   const notes = [...results.skipped, ...results.failures.map((failure) => `**Failed:** ${failure}`)]
   return `# Benchmarks
 
-Written by \`npm run bench\` (\`bench/run.ts\`); rerun it rather than editing the figures. The profile section at the end is written by hand and kept across runs.
+Written by \`npm run bench\` (\`bench/run.ts\`); rerun it rather than editing the figures. The profile section at the end is written by hand and kept across runs. The per-request section comes from its own run, which it names, and is kept when only the broadcast is rerun (\`--scenario broadcast\`).
 
 - Machine: ${results.machine}
 - Date: ${results.date}
@@ -129,6 +122,8 @@ Every server is its own process on 127.0.0.1; a load client in another process o
 ## Results
 
 ${sections.join('\n\n')}
+
+${markedPerRequest(perRequest)}
 
 ## CPU profile of the burst
 
@@ -170,8 +165,12 @@ function chart (results: Results): string {
   })
 }
 
-/** Writes the markdown report to `mdPath` and the chart next to it; keeps the hand-written profile section. */
-export function writeReport (results: Results, mdPath: string): string[] {
+/**
+ * Writes the markdown report to `mdPath` and the chart next to it; keeps the
+ * hand-written profile section, and the per-request section unless this run
+ * measured it (`perRequest`).
+ */
+export function writeReport (results: Results, mdPath: string, perRequest?: PerRequestResults): string[] {
   const svgPath = mdPath.replace(/\.md$/, '') + '.svg'
   let profile = PROFILE_PLACEHOLDER
   if (existsSync(mdPath)) {
@@ -180,7 +179,8 @@ export function writeReport (results: Results, mdPath: string): string[] {
     const end = old.indexOf(PROFILE_END)
     if (start !== -1 && end > start) profile = old.slice(start + PROFILE_START.length, end).trim()
   }
-  writeFileSync(mdPath, markdown(results, basename(svgPath), profile))
+  const perRequestSection = perRequest === undefined ? keptPerRequest(mdPath) : perRequestMarkdown(perRequest)
+  writeFileSync(mdPath, markdown(results, basename(svgPath), profile, perRequestSection))
   writeFileSync(svgPath, chart(results))
   return [mdPath, svgPath]
 }

@@ -1,4 +1,4 @@
-// The benchmark runner: `npm run bench -- [--quick] [--check] [--runs n] [--only a,b] [--out file.md]`.
+// The benchmark runner: `npm run bench -- [--quick] [--check] [--runs n] [--only a,b] [--scenario broadcast|per-request] [--out file.md]`.
 import { existsSync } from 'node:fs'
 import { connect } from 'node:net'
 import { fileURLToPath } from 'node:url'
@@ -7,9 +7,14 @@ import {
   FLOOR, VARIANTS, failures, measureBroadcast, measureIdleMemory, measureStall, startLoadClient,
   type Settings, type VariantName
 } from './measure.js'
+import {
+  PER_REQUEST_VARIANTS, measurePerRequest, startStreamClient,
+  type PerRequestFigures, type PerRequestSettings, type PerRequestVariant
+} from './per-request.js'
 import { canPin, stopChild } from './proc.js'
-import { describeMachine, type Results, type RunResult } from './results.js'
+import { describeMachine, type PerRequestResults, type Results, type RunResult } from './results.js'
 import { writeReport } from './report.js'
+import { writePerRequestSection } from './report-per-request.js'
 
 const { values: flags } = parseArgs({
   options: {
@@ -17,6 +22,7 @@ const { values: flags } = parseArgs({
     check: { type: 'boolean', default: false },
     runs: { type: 'string' },
     only: { type: 'string' },
+    scenario: { type: 'string' },
     out: { type: 'string' }
   }
 })
@@ -29,6 +35,14 @@ const idleClients = quick ? 2000 : 10_000
 const settings: Settings = quick
   ? { pacedSeconds: 1, stallEvents: 4096, minDeliveries: 50_000 }
   : { pacedSeconds: 1, stallEvents: 8192, minDeliveries: 100_000 }
+const perRequestSettings: PerRequestSettings = quick
+  ? { streams: 100, tokens: 200, stalledClients: 10, stalledTokens: 400_000, stallSeconds: 1 }
+  : { streams: 1000, tokens: 1000, stalledClients: 100, stalledTokens: 1_000_000, stallSeconds: 10 }
+const SCENARIOS = ['broadcast', 'per-request'] as const
+const scenarios = flags.scenario === undefined ? [...SCENARIOS] : flags.scenario.split(',').map((name) => name.trim())
+for (const name of scenarios) {
+  if (!(SCENARIOS as readonly string[]).includes(name)) throw new Error(`unknown scenario ${name}; known: ${SCENARIOS.join(', ')}`)
+}
 const defaultOut = fileURLToPath(new URL('../docs/benchmarks.md', import.meta.url))
 // CI runs --quick --check: it must not touch the committed figures unless asked to.
 const out = flags.out ?? (quick || flags.check === true ? undefined : defaultOut)
@@ -45,13 +59,14 @@ function redisAnswers (): Promise<boolean> {
   })
 }
 
+const wanted = flags.only === undefined ? undefined : flags.only.split(',').map((name) => name.trim())
+for (const name of wanted ?? []) {
+  if (!(VARIANTS as readonly string[]).includes(name)) throw new Error(`unknown variant ${name}; known: ${VARIANTS.join(', ')}`)
+}
+
 async function chooseVariants (): Promise<{ variants: VariantName[], skipped: string[] }> {
-  const wanted = flags.only === undefined ? [...VARIANTS] : flags.only.split(',').map((name) => name.trim())
-  for (const name of wanted) {
-    if (!(VARIANTS as readonly string[]).includes(name)) throw new Error(`unknown variant ${name}; known: ${VARIANTS.join(', ')}`)
-  }
   // The floor always runs: every figure is a ratio to it.
-  const variants = VARIANTS.filter((name) => name === FLOOR || wanted.includes(name))
+  const variants = VARIANTS.filter((name) => name === FLOOR || wanted === undefined || wanted.includes(name))
   const skipped: string[] = []
   if (variants.includes('plugin-redis')) {
     const built = existsSync(fileURLToPath(new URL('../dist/redis/index.js', import.meta.url)))
@@ -69,13 +84,16 @@ function log (line: string): void {
 }
 
 const fmt = (value: number, digits = 2): string => Number.isFinite(value) ? value.toFixed(digits) : '-'
+const args = process.argv.slice(2)
+const command = `npm run bench${args.length > 0 ? ' -- ' + args.join(' ') : ''}`
+const timestamp = (): string => new Date().toISOString().replace(/\.\d+Z$/, 'Z')
 
-async function main (): Promise<void> {
+/** The broadcast scenario: every server at every N, then idle memory and a stalled client. */
+async function runBroadcast (): Promise<Results> {
   const started = Date.now()
   const { variants, skipped } = await chooseVariants()
   for (const line of skipped) log(line)
-  if (!canPin) log('taskset or a second core is missing: server and client are not pinned')
-  log(`variants: ${variants.join(', ')}; N = ${clientCounts.join(', ')}; idle at ${idleClients}; ${runs} run(s)`)
+  log(`broadcast: ${variants.join(', ')}; N = ${clientCounts.join(', ')}; idle at ${idleClients}; ${runs} run(s)`)
 
   const client = await startLoadClient()
   const results: RunResult[] = []
@@ -107,12 +125,10 @@ async function main (): Promise<void> {
   } finally {
     await stopChild(client)
   }
-
-  const args = process.argv.slice(2)
-  const all: Results = {
+  return {
     machine: describeMachine(canPin),
-    command: `npm run bench${args.length > 0 ? ' -- ' + args.join(' ') : ''}`,
-    date: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
+    command,
+    date: timestamp(),
     minutes: (Date.now() - started) / 60_000,
     variants,
     clientCounts,
@@ -120,13 +136,63 @@ async function main (): Promise<void> {
     settings,
     runs: results,
     skipped,
-    failures
+    // Its own failures: the per-request scenario's are reported in its section.
+    failures: failures.filter((failure) => !failure.startsWith('per-request '))
   }
+}
+
+/** The per-request scenario: N concurrent streams of T tokens each, then clients that stop reading. */
+async function runPerRequest (): Promise<PerRequestResults> {
+  const started = Date.now()
+  const variants = PER_REQUEST_VARIANTS.filter((name) => name === PER_REQUEST_VARIANTS[0] || wanted === undefined || wanted.includes(name))
+  const s = perRequestSettings
+  log(`per-request: ${variants.join(', ')}; ${s.streams} streams × ${s.tokens} tokens; ${s.stalledClients} stalled clients; ${runs} run(s)`)
+  const client = await startStreamClient()
+  const results: Array<Partial<Record<PerRequestVariant, PerRequestFigures>>> = []
+  try {
+    for (let run = 1; run <= runs; run++) {
+      const result: Partial<Record<PerRequestVariant, PerRequestFigures>> = {}
+      for (const variant of variants) {
+        const figures = await measurePerRequest(variant, client, s)
+        if (figures === undefined) continue
+        result[variant] = figures
+        const { streams, stalled } = figures
+        log(`run ${run} per-request ${variant.padEnd(15)} ${fmt(streams.cpuMicrosPerToken)} µs/token ${fmt(streams.tokensPerSecond / 1000, 0)}k tokens/s | ` +
+          `${stalled.clients} stalled, each: pulled ${fmt(stalled.pulledBytes / 1024, 0)} KiB, buffered ${fmt(stalled.queuedBytes / 1024, 0)} KiB, ` +
+          `kernel ${fmt(stalled.sentBytes / 1024, 0)} KiB, heap+external ${fmt(stalled.heldBytes / 1024, 0)} KiB ` +
+          `(${fmt(stalled.lateGrowthBytes / 1024, 0)} KiB in the second half), ${stalled.disconnected} disconnected`)
+      }
+      results.push(result)
+    }
+  } finally {
+    await stopChild(client)
+  }
+  return {
+    machine: describeMachine(canPin),
+    command,
+    date: timestamp(),
+    minutes: (Date.now() - started) / 60_000,
+    variants,
+    settings: s,
+    runs: results,
+    failures: failures.filter((failure) => failure.startsWith('per-request '))
+  }
+}
+
+async function main (): Promise<void> {
+  const started = Date.now()
+  if (!canPin) log('taskset or a second core is missing: server and client are not pinned')
+  const broadcast = scenarios.includes('broadcast') ? await runBroadcast() : undefined
+  if (broadcast !== undefined) log(`broadcast done in ${fmt(broadcast.minutes, 1)} min`)
+  const perRequest = scenarios.includes('per-request') ? await runPerRequest() : undefined
+  if (perRequest !== undefined) log(`per-request done in ${fmt(perRequest.minutes * 60, 0)} s`)
   if (out !== undefined) {
-    const written = writeReport(all, out)
+    const written = broadcast !== undefined
+      ? writeReport(broadcast, out, perRequest)
+      : perRequest !== undefined ? [writePerRequestSection(perRequest, out)] : []
     log(`wrote ${written.join(' and ')}`)
   }
-  log(`done in ${fmt(all.minutes, 1)} min`)
+  log(`done in ${fmt((Date.now() - started) / 60_000, 1)} min`)
   if (failures.length > 0) {
     log(`\n${failures.length} problem(s):`)
     for (const failure of failures) log(`  ${failure}`)

@@ -1,17 +1,18 @@
 /**
  * A small incremental parser for `text/event-stream` text: lines end with
- * CRLF, LF or a lone CR; a blank line dispatches the event if it had data;
- * comments and fields other than `data` are read and ignored. Only what the
- * load client needs, but by the spec's rules, so no server is judged on a
- * lenient reading of its bytes.
+ * CRLF, LF or a lone CR; a blank line dispatches the event if it had data,
+ * with its `event` name ('' when it has none); comments and other fields are
+ * read and ignored. Only what the load clients need, but by the spec's rules,
+ * so no server is judged on a lenient reading of its bytes.
  */
 export class SseParser {
-  readonly #onData: (data: string) => void
+  readonly #onData: (data: string, event: string) => void
   #rest = ''
   #data: string | undefined
+  #event = ''
   #pendingCr = false
 
-  constructor (onData: (data: string) => void) {
+  constructor (onData: (data: string, event: string) => void) {
     this.#onData = onData
   }
 
@@ -52,18 +53,20 @@ export class SseParser {
 
   #line (text: string, start: number, end: number): void {
     if (start === end) {
-      if (this.#data !== undefined) this.#onData(this.#data)
+      if (this.#data !== undefined) this.#onData(this.#data, this.#event)
       this.#data = undefined
+      this.#event = ''
       return
     }
     if (text.charCodeAt(start) === 58) return // ':' starts a comment
     const colon = text.indexOf(':', start)
     const hasValue = colon !== -1 && colon < end
     const name = text.slice(start, hasValue ? colon : end)
-    if (name !== 'data') return
+    if (name !== 'data' && name !== 'event') return
     let valueStart = hasValue ? colon + 1 : end
     if (text.charCodeAt(valueStart) === 32 && valueStart < end) valueStart++
     const value = text.slice(valueStart, end)
-    this.#data = this.#data === undefined ? value : this.#data + '\n' + value
+    if (name === 'event') this.#event = value
+    else this.#data = this.#data === undefined ? value : this.#data + '\n' + value
   }
 }

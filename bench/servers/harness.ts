@@ -54,6 +54,21 @@ async function publishAll (variant: Variant, args: PublishArgs): Promise<void> {
   await Promise.all(pending)
 }
 
+/** The process's memory after a GC, with the streams it counts open. */
+export function memoryAfterGc (connections: number): ServerMemory {
+  // Twice: the first pass can leave garbage that only a second one frees.
+  gc?.()
+  gc?.()
+  const { rss, heapUsed, external } = process.memoryUsage()
+  return { rss, heapUsed, external, connections }
+}
+
+/** Exits soon after `cleanup`, without closing the server: some peers' close() waits for every stream to end. */
+export async function exitSoon (cleanup?: () => Promise<void>): Promise<void> {
+  await Promise.race([cleanup?.(), sleep(2000)])
+  setImmediate(() => process.exit(0))
+}
+
 /**
  * Runs a benchmark server: tells the parent its port and pid, then answers
  * `publish`, `memory` and `stop` over IPC.
@@ -63,18 +78,8 @@ export async function runServer (start: () => Promise<Variant>): Promise<void> {
   serveRpc({
     publish: (args: PublishArgs) => publishAll(variant, args),
     connections: () => variant.connections(),
-    memory: (): ServerMemory => {
-      // Twice: the first pass can leave garbage that only a second one frees.
-      gc?.()
-      gc?.()
-      const { rss, heapUsed, external } = process.memoryUsage()
-      return { rss, heapUsed, external, connections: variant.connections() }
-    },
-    // Exits without closing the server: some peers' close() waits for every stream to end.
-    stop: async () => {
-      await Promise.race([variant.cleanup?.(), sleep(2000)])
-      setImmediate(() => process.exit(0))
-    }
+    memory: () => memoryAfterGc(variant.connections()),
+    stop: () => exitSoon(variant.cleanup)
   })
   process.send?.({ ready: true, port: variant.port, pid: process.pid })
 }
