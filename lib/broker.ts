@@ -11,12 +11,13 @@ import type { ResolvedOptions } from './options.js'
 import { Resume } from './resume.js'
 import { SourceLoop } from './source-loop.js'
 import { SourceStream, type StreamSource } from './source-stream.js'
-import { SourceStreams } from './source-streams.js'
+import { RELEASE_GRACE_MS, SourceStreams } from './source-streams.js'
+import { ResumableStreams } from './resumable/streams.js'
 import { Subscription, type SubscribeOptions, type SubscriptionReader } from './subscription.js'
 import { integer } from './validate.js'
 import { encodeControl, encodeEvent } from './wire/encoder.js'
 import { formatEventId } from './wire/event-id.js'
-import { OPEN_EVENT, assertChannel } from './wire/protocol.js'
+import { OPEN_EVENT, assertChannel, assertKey } from './wire/protocol.js'
 import type { FastifyRequest } from 'fastify'
 
 export type { PublishOptions } from './message.js'
@@ -44,6 +45,8 @@ export interface SourceRequest {
   lastEventId: string | undefined
   handshake: boolean
   stallTimeout: number
+  /** For a source of encoded frames (a resumable stream's follower): its last frame, from what it returned. */
+  lastFrame?: ((returned: unknown) => Buffer) | undefined
 }
 
 /** A subscription's reader falls this many events behind before it ends with an error, unless `maxQueued` says otherwise. */
@@ -103,6 +106,13 @@ export interface PushStreamApi {
    * published on them from then on.
    */
   subscribe(channels: string | readonly string[], options?: SubscribeOptions): Subscription
+  /**
+   * Stops the producer of the resumable stream `key` (its signal aborts with
+   * `FST_PUSH_STREAM_CANCELLED`), and every follower gets `push-stream:end`
+   * with `{"reason":"cancelled"}`. A client that leaves cancels nothing: this
+   * does. True when a producer was running here.
+   */
+  cancel(key: string): boolean
 }
 
 /**
@@ -118,6 +128,8 @@ export class Broker implements PushStreamApi {
   readonly #resume: Resume
   readonly #loop: SourceLoop<PublishedEvent>
   readonly #streams = new SourceStreams()
+  /** Resumable streams by key. */
+  readonly resumable: ResumableStreams
   readonly #readers = new Set<SubscriptionReader>()
   readonly #log: AdapterLogger
   /** Events of this tick not yet written out. */
@@ -128,6 +140,7 @@ export class Broker implements PushStreamApi {
   constructor (options: ResolvedOptions, log: AdapterLogger) {
     this.#options = options
     this.#log = log
+    this.resumable = new ResumableStreams(options.resumable, options.serialize)
     this.#hub = new Hub({
       heartbeatMs: options.heartbeat,
       maxBufferedBytes: options.maxBufferedBytes,
@@ -215,6 +228,11 @@ export class Broker implements PushStreamApi {
     })
   }
 
+  cancel (key: string): boolean {
+    assertKey(key)
+    return this.resumable.cancel(key)
+  }
+
   /**
    * Opens one request's own stream on `res`: the opening block, then what
    * `source` yields as the client takes it, then how it ended.
@@ -227,7 +245,14 @@ export class Broker implements PushStreamApi {
     const { retry, heartbeat, maxBufferedBytes, serialize } = this.#options
     if (request.handshake) this.#hub.write(connection, encodeEvent({ retry, event: OPEN_EVENT, data: JSON.stringify({ retry, heartbeat }) }), 1)
     else this.#hub.write(connection, encodeControl({ retry }), 0)
-    const stream = new SourceStream(connection, { request: request.request, lastEventId: request.lastEventId, serialize, maxBufferedBytes, stallTimeout: request.stallTimeout })
+    const stream = new SourceStream(connection, {
+      request: request.request,
+      lastEventId: request.lastEventId,
+      serialize,
+      maxBufferedBytes,
+      stallTimeout: request.stallTimeout,
+      lastFrame: request.lastFrame
+    })
     this.#streams.add(stream)
     stream.start(source)
   }
@@ -266,7 +291,8 @@ export class Broker implements PushStreamApi {
     const retry = this.#options.retry
     this.#hub.closeAll(() => encodeControl({ retry: retry + Math.floor(Math.random() * Math.max(retry, 1000)) }))
     for (const reader of [...this.#readers]) reader.end()
-    const [unreleased] = await Promise.all([this.#streams.close(), this.#loop.stop()])
+    const [followed, produced] = await Promise.all([this.#streams.close(), this.resumable.close(RELEASE_GRACE_MS), this.#loop.stop()])
+    const unreleased = followed + produced
     if (unreleased > 0) {
       this.#log.warn({ sources: unreleased }, 'fastify-push-stream: some stream sources did not finish after their signal aborted; closing without them')
     }

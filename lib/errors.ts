@@ -220,6 +220,49 @@ export const FST_PUSH_STREAM_SUBSCRIPTION_USED = define(
   500
 )
 
+/** A resumable stream's `key` is not 1 to 128 of `A-Z a-z 0-9 _ - . :`. */
+export const FST_PUSH_STREAM_INVALID_KEY = define(
+  'FST_PUSH_STREAM_INVALID_KEY',
+  'Invalid stream key %s: it must be 1 to 128 of A-Z a-z 0-9 _ - . :',
+  400,
+  TypeError
+)
+
+/** The `signal.reason` of a resumable stream's producer that `fastify.pushStream.cancel(key)` stopped. */
+export const FST_PUSH_STREAM_CANCELLED = define(
+  'FST_PUSH_STREAM_CANCELLED',
+  'The stream %s was cancelled',
+  499
+)
+
+/** `resumable.maxStreams` resumable streams are running: a new key is answered 503 with Retry-After. */
+export const FST_PUSH_STREAM_TOO_MANY_STREAMS = define(
+  'FST_PUSH_STREAM_TOO_MANY_STREAMS',
+  'Too many resumable streams running (resumable.maxStreams is %s)',
+  503
+)
+
+/** A resumable stream recorded `resumable.maxEvents` events: its producer is stopped with this reason, and its followers get `push-stream:error` with this code. */
+export const FST_PUSH_STREAM_TOO_MANY_EVENTS = define(
+  'FST_PUSH_STREAM_TOO_MANY_EVENTS',
+  'The stream %s recorded its most events (resumable.maxEvents is %s)',
+  500
+)
+
+/** A resumable stream's events passed `resumable.maxBytes`: its producer is stopped with this reason, and its followers get `push-stream:error` with this code. */
+export const FST_PUSH_STREAM_STREAM_TOO_LARGE = define(
+  'FST_PUSH_STREAM_STREAM_TOO_LARGE',
+  'The stream %s passed its most bytes (resumable.maxBytes is %s)',
+  500
+)
+
+/** A resumable stream's producer ran `resumable.maxDuration` ms: it is stopped with this reason, and its followers get `push-stream:error` with this code. */
+export const FST_PUSH_STREAM_STREAM_TOO_LONG = define(
+  'FST_PUSH_STREAM_STREAM_TOO_LONG',
+  'The stream %s ran its longest (resumable.maxDuration is %s ms)',
+  500
+)
+
 /** A short text for an error message: the value's type and a bounded preview. */
 export function describe (value: unknown): string {
   if (typeof value === 'string') {

@@ -47,7 +47,8 @@ const pushStreamPlugin: FastifyPluginAsync<PushStreamOptions> = async function p
     publish: core.publish.bind(core),
     generate: core.generate.bind(core),
     stats: core.stats.bind(core),
-    subscribe: core.subscribe.bind(core)
+    subscribe: core.subscribe.bind(core),
+    cancel: core.cancel.bind(core)
   })
   fastify.decorate('pushStream', api)
   const replies = new StreamReplies(core, options)
@@ -91,7 +92,7 @@ export { encodeComment, encodeEvent, encodeData, isValidEventName, type WireEven
 export { parseEventId, formatEventId, compareEventIds, type EventId } from './wire/event-id.js'
 export { DEFAULT_CHANNEL, END_EVENT, ERROR_EVENT, OPEN_EVENT, RESET_EVENT, RETRY_EVENT, isValidChannel } from './wire/protocol.js'
 export type { PushStreamAdapter, AdapterContext, AdapterEvent, AdapterMessage, AdapterLogger } from './adapter.js'
-export { defaults, type PushStreamOptions, type PushStreamRouteOptions, type MessageSource, type SourceMessage, type Authorize } from './options.js'
+export { defaults, resumableDefaults, type ResumableOptions, type PushStreamOptions, type PushStreamRouteOptions, type MessageSource, type SourceMessage, type Authorize } from './options.js'
 export type {
   PublishOptions,
   Published,

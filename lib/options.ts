@@ -68,6 +68,8 @@ export interface PushStreamOptions {
   serialize?: (data: unknown) => string
   /** Called before a stream opens; false answers 403. Default: everyone may subscribe. */
   authorize?: Authorize
+  /** Limits of resumable streams (`reply.sse(source, { key })`). */
+  resumable?: ResumableOptions
   /** Serve the browser client at `<path>/client.js`. Default `false`. */
   client?: boolean
   /** The engine that carries events between instances, e.g. `redisAdapter(...)`. Default: this process only. */
@@ -76,8 +78,32 @@ export interface PushStreamOptions {
   route?: PushStreamRouteOptions
 }
 
+/** The limits of resumable streams (`reply.sse(source, { key })`), each with its default. */
+export interface ResumableOptions {
+  /** Milliseconds a producer may run before it is stopped (`FST_PUSH_STREAM_STREAM_TOO_LONG`). Default `600000` (10 minutes). */
+  maxDuration?: number
+  /** Milliseconds a stream's events are kept after it ended, for followers that come back. Default `300000` (5 minutes). */
+  ttl?: number
+  /** Events one stream may record (`FST_PUSH_STREAM_TOO_MANY_EVENTS` past it). Default `10000`. */
+  maxEvents?: number
+  /** Bytes one stream's events may hold (`FST_PUSH_STREAM_STREAM_TOO_LARGE` past it). Default `1048576` (1 MiB). */
+  maxBytes?: number
+  /** Producers running at once; a new key past it is answered 503 (`FST_PUSH_STREAM_TOO_MANY_STREAMS`). Default `1000`. */
+  maxStreams?: number
+}
+
+/** The defaults of the `resumable` option, as documented. */
+export const resumableDefaults = Object.freeze({
+  maxDuration: 10 * 60 * 1000,
+  ttl: 5 * 60 * 1000,
+  maxEvents: 10_000,
+  maxBytes: 1024 * 1024,
+  maxStreams: 1000
+})
+
 /** Options after defaults and validation. */
-export interface ResolvedOptions extends Required<Omit<PushStreamOptions, 'authorize' | 'adapter' | 'route'>> {
+export interface ResolvedOptions extends Required<Omit<PushStreamOptions, 'authorize' | 'adapter' | 'route' | 'resumable'>> {
+  resumable: Required<ResumableOptions>
   authorize: Authorize | undefined
   adapter: PushStreamAdapter | undefined
   route: PushStreamRouteOptions | undefined
@@ -113,7 +139,7 @@ export const REGISTER_OPTION_NAMES: readonly string[] = Object.freeze(['prefix',
 
 /** Every option the plugin accepts, in the order they are listed when a key is unknown. */
 export const OPTION_NAMES: readonly string[] = Object.freeze([
-  ...Object.keys(defaults), 'source', 'serialize', 'authorize', 'adapter', 'route', ...REGISTER_OPTION_NAMES
+  ...Object.keys(defaults), 'source', 'serialize', 'authorize', 'adapter', 'route', 'resumable', ...REGISTER_OPTION_NAMES
 ])
 
 /** Throws `FST_PUSH_STREAM_INVALID_OPTION` for a key that is no option, naming the one most likely meant. */
@@ -164,7 +190,27 @@ export function resolveOptions (options: PushStreamOptions = {}): ResolvedOption
     serialize,
     authorize: options.authorize,
     adapter: options.adapter,
-    route: routeOptions(options.route)
+    route: routeOptions(options.route),
+    resumable: resumableOptions(options.resumable)
+  }
+}
+
+/** The `resumable` option, checked, with its defaults. */
+function resumableOptions (value: unknown): Required<ResumableOptions> {
+  if (value === undefined) return { ...resumableDefaults }
+  if (!isPlainObject(value)) throw new FST_PUSH_STREAM_INVALID_OPTION('resumable', describe(value), 'a plain object of limits')
+  for (const key of Object.keys(value)) {
+    if (!Object.hasOwn(resumableDefaults, key)) {
+      throw new FST_PUSH_STREAM_INVALID_OPTION(`resumable.${key}`, 'an unknown option', `one of ${Object.keys(resumableDefaults).join(', ')}`)
+    }
+  }
+  const given = { ...resumableDefaults, ...stripUndefined(value) }
+  return {
+    maxDuration: integer('resumable.maxDuration', given.maxDuration, 1, MAX_DELAY),
+    ttl: integer('resumable.ttl', given.ttl, 0, MAX_DELAY),
+    maxEvents: integer('resumable.maxEvents', given.maxEvents, 1, 10_000_000),
+    maxBytes: integer('resumable.maxBytes', given.maxBytes, 1, Number.MAX_SAFE_INTEGER),
+    maxStreams: integer('resumable.maxStreams', given.maxStreams, 1, 10_000_000)
   }
 }
 

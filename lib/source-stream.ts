@@ -44,12 +44,12 @@ const ERROR_DATA = JSON.stringify({ code: 'FST_PUSH_STREAM_SOURCE_FAILED' })
 const END_FRAME = encodeEvent({ event: END_EVENT, data: END_DONE_DATA })
 const ERROR_FRAME = encodeEvent({ event: ERROR_EVENT, data: ERROR_DATA })
 
-function isThenable<T> (value: unknown): value is PromiseLike<T> {
+export function isThenable<T> (value: unknown): value is PromiseLike<T> {
   return typeof (value as { then?: unknown } | null)?.then === 'function'
 }
 
 /** The iterator of `value`, async first; undefined when it is no iterable object (a string is not one here). */
-function iteratorOf (value: unknown): AnyIterator | undefined {
+export function iteratorOf (value: unknown): AnyIterator | undefined {
   if (typeof value !== 'object' || value === null) return undefined
   const iterable = value as Partial<AsyncIterable<unknown> & Iterable<unknown>>
   const asyncIterator = iterable[Symbol.asyncIterator]
@@ -72,6 +72,13 @@ export interface SourceStreamOptions {
   serialize: (data: unknown) => string
   maxBufferedBytes: number
   stallTimeout: number
+  /**
+   * For a source of frames already encoded (a follower of a resumable
+   * stream): its items are written as they are, and this gives the last
+   * frame from the value the source returned. Default: items are encoded,
+   * and the last frame is `push-stream:end` with `{"reason":"done"}`.
+   */
+  lastFrame?: (returned: unknown) => Buffer
 }
 
 /**
@@ -215,14 +222,15 @@ export class SourceStream {
   /** Adds one item to the batch, or ends the stream when the source is done; false when nothing more is to be pulled. */
   #take (result: IteratorResult<unknown>): boolean {
     if (this.#ended) return false
+    const { lastFrame } = this.#options
     if (result.done === true) {
       this.#finished = true
-      this.#finish(END_FRAME, 'done')
+      this.#finish(lastFrame === undefined ? END_FRAME : lastFrame(result.value), 'done')
       return false
     }
     let frame: Buffer
     try {
-      frame = encodeItem(result.value, this.#options.serialize)
+      frame = lastFrame === undefined ? encodeItem(result.value, this.#options.serialize) : result.value as Buffer
     } catch (error) {
       this.#fail(error, false)
       return false

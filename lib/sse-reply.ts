@@ -8,20 +8,33 @@ import {
   FST_PUSH_STREAM_SHUTTING_DOWN,
   FST_PUSH_STREAM_TOO_MANY_CONNECTIONS,
   FST_PUSH_STREAM_TOO_MANY_CONNECTIONS_PER_IP,
+  FST_PUSH_STREAM_TOO_MANY_STREAMS,
   describe
 } from './errors.js'
 import { RefusalLog } from './log.js'
 import type { ResolvedOptions } from './options.js'
 import { isStreamSource, type StreamSource } from './source-stream.js'
 import { Subscription } from './subscription.js'
+import { endingFrame, type Ending } from './resumable/recording.js'
 import { MAX_DELAY, integer } from './validate.js'
 import { encodeEvent } from './wire/encoder.js'
-import { RETRY_EVENT } from './wire/protocol.js'
+import { RETRY_EVENT, assertKey } from './wire/protocol.js'
 
 /** Options of `reply.sse`. */
 export interface StreamOptions {
   /** Overrides the plugin's `stallTimeout` for this stream (milliseconds; `0` never). Not for a subscription, which `maxBufferedBytes` bounds. */
   stallTimeout?: number
+  /**
+   * Makes the stream resumable under this key (1 to 128 of `A-Z a-z 0-9 _ - . :`):
+   * the first request starts `source`, detached, and every request for the
+   * key follows what it records. Not with a subscription.
+   */
+  key?: string
+}
+
+/** A follower's last frame: how its resumable stream ended; a follower that stopped early has none to write. */
+function followerLastFrame (returned: unknown): Buffer {
+  return endingFrame(returned as Ending)
 }
 
 // Never sent on a stream: hop-by-hop headers are forbidden over HTTP/2, and a length would end it.
@@ -57,20 +70,24 @@ export function isHandshake (query: unknown): boolean {
   return (query as Record<string, unknown> | undefined)?.handshake === '1'
 }
 
+const STREAM_OPTION_NAMES: ReadonlySet<string> = new Set<keyof StreamOptions>(['stallTimeout', 'key'])
+
 /** The checked options of `reply.sse`: a named error for an unknown key or a bad value. */
-function streamOptions (options: unknown, defaults: ResolvedOptions): { stallTimeout: number } {
-  if (options === undefined) return { stallTimeout: defaults.stallTimeout }
+function streamOptions (options: unknown, defaults: ResolvedOptions): { stallTimeout: number, key: string | undefined } {
+  if (options === undefined) return { stallTimeout: defaults.stallTimeout, key: undefined }
   if (typeof options !== 'object' || options === null || Array.isArray(options)) {
-    throw new FST_PUSH_STREAM_INVALID_STREAM_OPTIONS('options', describe(options), 'an object such as { stallTimeout }')
+    throw new FST_PUSH_STREAM_INVALID_STREAM_OPTIONS('options', describe(options), 'an object such as { stallTimeout, key }')
   }
-  for (const key of Object.keys(options)) {
-    if (key !== 'stallTimeout') throw new FST_PUSH_STREAM_INVALID_STREAM_OPTIONS(key, 'an unknown option', 'stallTimeout')
+  for (const name of Object.keys(options)) {
+    if (!STREAM_OPTION_NAMES.has(name)) throw new FST_PUSH_STREAM_INVALID_STREAM_OPTIONS(name, 'an unknown option', 'stallTimeout or key')
   }
-  const { stallTimeout } = options as StreamOptions
+  const { stallTimeout, key } = options as StreamOptions
+  if (key !== undefined) assertKey(key)
   return {
     stallTimeout: stallTimeout === undefined
       ? defaults.stallTimeout
-      : integer('stallTimeout', stallTimeout, 0, MAX_DELAY, FST_PUSH_STREAM_INVALID_STREAM_OPTIONS)
+      : integer('stallTimeout', stallTimeout, 0, MAX_DELAY, FST_PUSH_STREAM_INVALID_STREAM_OPTIONS),
+    key
   }
 }
 
@@ -140,20 +157,34 @@ export class StreamReplies {
   sse (reply: FastifyReply, source: unknown, options?: unknown): FastifyReply {
     const isSubscription = source instanceof Subscription
     if (!isSubscription && !isStreamSource(source)) throw new FST_PUSH_STREAM_INVALID_SOURCE(describe(source))
-    const { stallTimeout } = streamOptions(options, this.#options)
+    const { stallTimeout, key } = streamOptions(options, this.#options)
+    if (isSubscription && key !== undefined) throw new FST_PUSH_STREAM_INVALID_STREAM_OPTIONS('key', describe(key), 'no key with a subscription, which resumes by itself')
     const request = reply.request
     const refused = this.unavailable(request.ip)
     if (refused !== undefined) return this.refuse(request, reply, refused)
-    if (isSubscription) source.take()
-    const headers = streamHeaders(reply)
-    reply.hijack()
     const lastEventId = requestedLastEventId(request)
     const handshake = isHandshake(request.query)
     if (isSubscription) {
+      source.take()
+      const headers = streamHeaders(reply)
+      reply.hijack()
       this.#broker.open(reply.raw, headers, { channels: source.channels, lastEventId, handshake, address: request.ip, log: request.log })
-    } else {
-      this.#broker.stream(reply.raw, headers, source as StreamSource, { request, lastEventId, handshake, stallTimeout })
+      return reply
     }
+    let streamed = source as StreamSource
+    let lastFrame: ((returned: unknown) => Buffer) | undefined
+    if (key !== undefined) {
+      try {
+        streamed = this.#broker.resumable.follow(key, lastEventId, streamed, request)
+      } catch (error) {
+        if (error instanceof FST_PUSH_STREAM_TOO_MANY_STREAMS) return this.refuse(request, reply, error)
+        throw error
+      }
+      lastFrame = followerLastFrame
+    }
+    const headers = streamHeaders(reply)
+    reply.hijack()
+    this.#broker.stream(reply.raw, headers, streamed, { request, lastEventId, handshake, stallTimeout, lastFrame })
     return reply
   }
 }

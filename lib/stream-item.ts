@@ -28,11 +28,11 @@ function isStreamEvent (item: unknown): item is StreamEvent {
 }
 
 /**
- * The bytes of one item. Throws a named error, encoding nothing, for an
+ * The bytes of one item; `id`, when given, is written instead of the item's own. Throws a named error, encoding nothing, for an
  * `event` or `id` holding CR, LF or NUL, a `retry` that is not a whole number
  * of milliseconds, or data `serialize` cannot turn into text.
  */
-export function encodeItem (item: unknown, serialize: (data: unknown) => string): Buffer {
-  if (!isStreamEvent(item)) return encodeEvent({ data: dataText(item, serialize) })
-  return encodeEvent({ data: dataText(item.data, serialize), event: item.event, id: item.id, retry: item.retry })
+export function encodeItem (item: unknown, serialize: (data: unknown) => string, id?: string): Buffer {
+  if (!isStreamEvent(item)) return encodeEvent({ data: dataText(item, serialize), id })
+  return encodeEvent({ data: dataText(item.data, serialize), event: item.event, id: id ?? item.id, retry: item.retry })
 }

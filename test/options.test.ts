@@ -1,5 +1,5 @@
 import t from 'tap'
-import { resolveOptions, resolveRegisterOptions, defaults, type PushStreamOptions } from '../lib/options.js'
+import { resolveOptions, resolveRegisterOptions, defaults, resumableDefaults, type PushStreamOptions } from '../lib/options.js'
 import { editDistance, nearestName } from '../lib/nearest-name.js'
 import { randomMessages } from '../lib/random-source.js'
 import { FST_PUSH_STREAM_INVALID_OPTION } from '../lib/errors.js'
@@ -58,6 +58,9 @@ t.test('the defaults', async (t) => {
     client: false
   })
   t.ok(Object.isFrozen(defaults), 'the exported defaults cannot be changed')
+  t.same(resolveOptions().resumable, { maxDuration: 600000, ttl: 300000, maxEvents: 10000, maxBytes: 1048576, maxStreams: 1000 })
+  t.same(resolveOptions().resumable, resumableDefaults)
+  t.ok(Object.isFrozen(resumableDefaults))
 })
 
 t.test('undefined values fall back to the defaults', async (t) => {
@@ -107,6 +110,7 @@ t.test('given values are kept, including 0 where 0 is allowed', async (t) => {
     maxChannels: 1,
     stallTimeout: 0,
     client: true,
+    resumable: { maxDuration: 1, ttl: 0, maxEvents: 1, maxBytes: 1, maxStreams: 1 },
     serialize,
     authorize,
     adapter
@@ -266,7 +270,7 @@ t.test('an unknown option is refused, naming the option most likely meant', asyn
     rejects(t, { [key]: 1 }, key, 'an unknown option', `expected a known option (did you mean "${name}"?)`, key)
   }
   rejects(t, { interval: 0, somethingElse: true }, 'somethingElse', 'an unknown option',
-    'expected one of path, interval, heartbeat, retry, history, maxBufferedBytes, maxConnections, maxConnectionsPerIp, maxChannels, stallTimeout, client, source, serialize, authorize, adapter, route, prefix, logLevel, logSerializers',
+    'expected one of path, interval, heartbeat, retry, history, maxBufferedBytes, maxConnections, maxConnectionsPerIp, maxChannels, stallTimeout, client, source, serialize, authorize, adapter, route, resumable, prefix, logLevel, logSerializers',
     'nothing near: every option is listed')
   rejects(t, { typo: undefined }, 'typo', 'an unknown option', 'expected one of', 'an unknown key is refused even when undefined')
 })

@@ -1,4 +1,4 @@
-import { FST_PUSH_STREAM_INVALID_CHANNEL, describe } from '../errors.js'
+import { FST_PUSH_STREAM_INVALID_CHANNEL, FST_PUSH_STREAM_INVALID_KEY, describe } from '../errors.js'
 
 /**
  * The plugin's own protocol on top of SSE: the names of the events it sends
@@ -46,3 +46,11 @@ export const END_DONE_DATA = JSON.stringify({ reason: 'done' })
 
 /** The last event of a per-request stream whose source failed: data `{ code }`, never the error's message. */
 export const ERROR_EVENT = 'push-stream:error'
+
+/** The rule for a resumable stream's key: 1 to 128 of `A-Z a-z 0-9 _ - . :`. */
+export const KEY_PATTERN = /^[A-Za-z0-9_.:-]{1,128}$/
+
+/** Throws `FST_PUSH_STREAM_INVALID_KEY` unless `key` is a valid resumable stream key. */
+export function assertKey (key: unknown): asserts key is string {
+  if (typeof key !== 'string' || !KEY_PATTERN.test(key)) throw new FST_PUSH_STREAM_INVALID_KEY(describe(key))
+}
