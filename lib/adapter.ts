@@ -9,6 +9,7 @@
  * the one this package ships. Another engine (NATS JetStream, Kafka…) fits
  * the same shape.
  */
+import type { RecordingStore } from './resumable/store.js'
 
 /** An event as the shared log holds it: the id the log gave it and what the plugin needs to encode it. */
 export interface AdapterEvent {
@@ -73,4 +74,18 @@ export interface PushStreamAdapter {
   lease: (name: string, ttlMs: number) => Promise<boolean>
   /** Gives up held leases and closes the connections the adapter itself opened. */
   close: () => Promise<void>
+  /**
+   * Optional: records resumable streams (`reply.sse(source, { key })`) in
+   * the engine, so that any instance can follow them. Without it, they are
+   * recorded in the memory of the instance that runs their producer.
+   */
+  recordings?: AdapterRecordings
+}
+
+/** An adapter's recorder of resumable streams. */
+export interface AdapterRecordings {
+  /** How often a producer renews its claim on its key, in milliseconds; a claim not renewed lapses, and followers learn the producer is lost. */
+  readonly renewEvery: number
+  /** The store, made once the plugin knows the limits (`ttl`, `maxDuration`); used after `start`. */
+  store: (limits: { ttl: number, maxDuration: number }) => RecordingStore
 }

@@ -13,6 +13,7 @@ import { SourceLoop } from './source-loop.js'
 import { SourceStream, type StreamSource } from './source-stream.js'
 import { RELEASE_GRACE_MS, SourceStreams } from './source-streams.js'
 import { ResumableStreams } from './resumable/streams.js'
+import { MemoryRecordings } from './resumable/store.js'
 import { Subscription, type SubscribeOptions, type SubscriptionReader } from './subscription.js'
 import { integer } from './validate.js'
 import { encodeControl, encodeEvent } from './wire/encoder.js'
@@ -110,9 +111,11 @@ export interface PushStreamApi {
    * Stops the producer of the resumable stream `key` (its signal aborts with
    * `FST_PUSH_STREAM_CANCELLED`), and every follower gets `push-stream:end`
    * with `{"reason":"cancelled"}`. A client that leaves cancels nothing: this
-   * does. True when a producer was running here.
+   * does, on whichever instance the producer runs (through the adapter's
+   * engine). Resolves true when a producer was running. A bad key throws
+   * `FST_PUSH_STREAM_INVALID_KEY` at once.
    */
-  cancel(key: string): boolean
+  cancel(key: string): Promise<boolean>
 }
 
 /**
@@ -140,7 +143,10 @@ export class Broker implements PushStreamApi {
   constructor (options: ResolvedOptions, log: AdapterLogger) {
     this.#options = options
     this.#log = log
-    this.resumable = new ResumableStreams(options.resumable, options.serialize)
+    const recordings = options.adapter?.recordings
+    this.resumable = recordings === undefined
+      ? new ResumableStreams(options.resumable, options.serialize, new MemoryRecordings(options.resumable.ttl))
+      : new ResumableStreams(options.resumable, options.serialize, recordings.store(options.resumable), recordings.renewEvery)
     this.#hub = new Hub({
       heartbeatMs: options.heartbeat,
       maxBufferedBytes: options.maxBufferedBytes,
@@ -228,7 +234,7 @@ export class Broker implements PushStreamApi {
     })
   }
 
-  cancel (key: string): boolean {
+  cancel (key: string): Promise<boolean> {
     assertKey(key)
     return this.resumable.cancel(key)
   }

@@ -263,6 +263,17 @@ export const FST_PUSH_STREAM_STREAM_TOO_LONG = define(
   500
 )
 
+/**
+ * The instance running a resumable stream's producer is gone (its claim
+ * expired): its followers get `push-stream:error` with this code. Also the
+ * `signal.reason` of a producer whose instance lost its claim to the key.
+ */
+export const FST_PUSH_STREAM_PRODUCER_LOST = define(
+  'FST_PUSH_STREAM_PRODUCER_LOST',
+  'The producer of the stream %s is gone',
+  503
+)
+
 /** A short text for an error message: the value's type and a bounded preview. */
 export function describe (value: unknown): string {
   if (typeof value === 'string') {

@@ -91,7 +91,9 @@ export * from './errors.js'
 export { encodeComment, encodeEvent, encodeData, isValidEventName, type WireEvent } from './wire/encoder.js'
 export { parseEventId, formatEventId, compareEventIds, type EventId } from './wire/event-id.js'
 export { DEFAULT_CHANNEL, END_EVENT, ERROR_EVENT, OPEN_EVENT, RESET_EVENT, RETRY_EVENT, isValidChannel } from './wire/protocol.js'
-export type { PushStreamAdapter, AdapterContext, AdapterEvent, AdapterMessage, AdapterLogger } from './adapter.js'
+export type { PushStreamAdapter, AdapterContext, AdapterEvent, AdapterMessage, AdapterLogger, AdapterRecordings } from './adapter.js'
+export type { RecordingStore, Claim, Outcome } from './resumable/store.js'
+export type { Ending } from './resumable/recording.js'
 export { defaults, resumableDefaults, type ResumableOptions, type PushStreamOptions, type PushStreamRouteOptions, type MessageSource, type SourceMessage, type Authorize } from './options.js'
 export type {
   PublishOptions,

@@ -88,7 +88,7 @@ t.test('cancel(key) stops the producer (its finally runs) and ends every followe
   const { state, source } = steppedSource(100)
   const { app, url } = await startApp(t, {}, (app) => {
     app.get('/answer', (_request, reply) => reply.sse(source, { key: 'to-cancel' }))
-    app.post('/answer/cancel', async () => ({ cancelled: app.pushStream.cancel('to-cancel') }))
+    app.post('/answer/cancel', async () => ({ cancelled: await app.pushStream.cancel('to-cancel') }))
   })
   const one = await openStream(`${url}/answer`)
   const two = await openStream(`${url}/answer`)
@@ -101,8 +101,8 @@ t.test('cancel(key) stops the producer (its finally runs) and ends every followe
   }
   await waitFor(() => state.released === 1, 'the producer\'s finally')
   t.equal((state.reason as { code: string }).code, 'FST_PUSH_STREAM_CANCELLED')
-  t.equal(app.pushStream.cancel('to-cancel'), false, 'nothing runs any more')
-  t.equal(app.pushStream.cancel('never-was'), false)
+  t.equal(await app.pushStream.cancel('to-cancel'), false, 'nothing runs any more')
+  t.equal(await app.pushStream.cancel('never-was'), false)
   t.throws(() => app.pushStream.cancel('not a key'), { code: 'FST_PUSH_STREAM_INVALID_KEY' })
   // Still kept: a follower that comes back reads it, and its end.
   const back = await openStream(`${url}/answer`, { 'last-event-id': '2' })
@@ -215,7 +215,7 @@ t.test('a failing source, a source made by a promise, and what a follower sends 
 
   // Cancelled while its source is still being made: the iterable it makes later is let go of at once.
   const later = await openStream(`${url}/later`)
-  t.equal(app.pushStream.cancel('later'), true)
+  t.equal(await app.pushStream.cancel('later'), true)
   await later.ended
   t.equal(later.events.at(-1)?.data, '{"reason":"cancelled"}')
   let returned = false

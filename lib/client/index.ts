@@ -109,7 +109,12 @@ export interface ConnectOptions<Events extends object = Record<string, unknown>>
   maxDelay?: number
   /** Milliseconds a connection must stay open before the attempt counter starts again from 1. Default 5000. */
   stableAfter?: number
-  /** Keep the last id in `sessionStorage` (under this key, or `'push-stream:' + url`) and resume from it after a reload. Default false. */
+  /**
+   * Keep the stream's URL and last id in `sessionStorage` (under this key, or
+   * `'push-stream:' + url`) and resume from that id after a reload, when
+   * `connect` is given the same URL again; `persisted(key)` reads them back.
+   * A stream that ends or fails is forgotten. Default false.
+   */
   persist?: boolean | string
   /** One connection for all tabs of this origin with the same URL and channels; the others follow it. Default false. */
   shareAcrossTabs?: boolean
@@ -137,6 +142,14 @@ export interface StreamHandle extends AsyncIterable<StreamMessage> {
   pause(): void
   /** After `pause()` (or `stopped`, `ended`, `failed`, in a tab with its own connection): connects again from the last id. */
   resume(): void
+}
+
+/** A stream kept by `persist`, as `persisted(key)` gives it. */
+export interface PersistedStream {
+  /** The stream's URL, absolute, as `connect` was given it (without its channels). */
+  url: string
+  /** The id it resumes after. */
+  lastEventId: string
 }
 
 /**
@@ -204,6 +217,20 @@ function report (error: unknown): void {
 }
 
 /**
+ * The stream kept under `key` (the `persist` string, or `'push-stream:' + url`
+ * for `true`), so that a page can find after a reload the per-request stream
+ * it was reading and `connect` to its URL again. Undefined when none is kept:
+ * never stored, ended, failed, or no `sessionStorage` (Node).
+ */
+export function persisted (key: string): PersistedStream | undefined {
+  try {
+    const kept = JSON.parse(sessionStorage.getItem(key) as string) as Partial<PersistedStream> | null
+    if (typeof kept?.url === 'string' && typeof kept.lastEventId === 'string') return { url: kept.url, lastEventId: kept.lastEventId }
+  } catch {}
+  return undefined
+}
+
+/**
  * Opens a stream and keeps it open: reconnects after a network error, a
  * 502/503/504/429 answer, a silent connection or the end of the stream with
  * full-jitter backoff (a random delay up to `min(maxDelay, base * 2 ** (attempt - 1))`,
@@ -219,7 +246,8 @@ export function connect<Events extends object = Record<string, unknown>> (url: s
   const handlers = (options.onEvent ?? {}) as Record<string, Handler | undefined>
   const names = new Set(['message', OPEN_EVENT, RETRY_EVENT, END_EVENT, ERROR_EVENT, RESET_EVENT, ...Object.keys(handlers), ...(options.events ?? [])])
   const target = new URL(url, globalThis.location?.href)
-  const lockName = PREFIX + target.href + '#' + [...channels].sort().join()
+  const address = target.href
+  const lockName = PREFIX + address + '#' + [...channels].sort().join()
   for (const channel of channels) target.searchParams.append('channel', channel)
   target.searchParams.set('handshake', '1')
   const signal = options.signal
@@ -230,7 +258,9 @@ export function connect<Events extends object = Record<string, unknown>> (url: s
   try {
     if (options.persist) storage = sessionStorage
   } catch {}
-  let lastEventId = storage?.getItem(key) ?? options.lastEventId
+  // An id kept for another URL under the same key belongs to another stream: ids of two answers do not mix.
+  const kept = storage && persisted(key)
+  let lastEventId = (kept?.url === address ? kept.lastEventId : undefined) ?? options.lastEventId
   const shared = options.shareAcrossTabs === true && hasDocument && globalThis.navigator?.locks !== undefined && typeof BroadcastChannel === 'function'
 
   let state: ConnectionState = 'connecting'
@@ -282,6 +312,8 @@ export function connect<Events extends object = Record<string, unknown>> (url: s
     lastKey = changeKey
     state = next
     current = change
+    // Over for good on the server's word: a reload must not follow it again.
+    if (next === 'ended' || next === 'failed') forget()
     relay({ t: 's', c: change, i: lastEventId })
     wake()
     call(options.onState, change)
@@ -292,7 +324,13 @@ export function connect<Events extends object = Record<string, unknown>> (url: s
     if (id === undefined || id === '') return
     lastEventId = id
     try {
-      storage?.setItem(key, id)
+      storage?.setItem(key, JSON.stringify({ url: address, lastEventId: id }))
+    } catch {}
+  }
+
+  function forget (): void {
+    try {
+      storage?.removeItem(key)
     } catch {}
   }
 

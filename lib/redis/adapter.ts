@@ -6,7 +6,7 @@
  * again; `lease` never rejects.
  */
 import type { Redis } from 'ioredis'
-import type { AdapterContext, AdapterEvent, AdapterMessage, PushStreamAdapter } from '../adapter.js'
+import type { AdapterContext, AdapterEvent, AdapterMessage, AdapterRecordings, PushStreamAdapter } from '../adapter.js'
 import { FST_PUSH_STREAM_ADAPTER_UNAVAILABLE, FST_PUSH_STREAM_INVALID_OPTION, errorMessage } from '../errors.js'
 import { RedisConnections, type Call } from './connections.js'
 import { START_ID, toEvents, toFields } from './entries.js'
@@ -14,6 +14,7 @@ import { RedisLeases } from './leases.js'
 import type { RedisConnection, ResolvedRedisOptions } from './options.js'
 import { entriesAfter } from './replay.js'
 import { StreamTail } from './tail.js'
+import { RedisRecordings, RENEW_EVERY_MS } from './recordings.js'
 
 type State = 'idle' | 'started' | 'closed'
 
@@ -25,6 +26,12 @@ export class RedisStreamAdapter implements PushStreamAdapter {
   #state: State = 'idle'
   #commands: Redis | undefined
   #tail: StreamTail | undefined
+
+  /** Resumable streams, recorded beside the stream: any instance can follow them. */
+  readonly recordings: AdapterRecordings = {
+    renewEvery: RENEW_EVERY_MS,
+    store: (limits) => new RedisRecordings(this.#options.key, this.#call, limits)
+  }
 
   /** Runs a command on the command connection: at once or not at all when Redis is away, and bounded in time. */
   readonly #call: Call = async (run) => {

@@ -35,3 +35,56 @@ local info = redis.call('XINFO', 'STREAM', KEYS[1])
 local fields = {}
 for i = 1, #info, 2 do fields[info[i]] = info[i + 1] end
 return fields['entries-added'] - fields['length']`
+
+/**
+ * Create-or-follow for a resumable stream: `follow` when its recording
+ * (`KEYS[1]`) or its producer's claim (`KEYS[2]`) exists; else, when
+ * `ARGV[3]` is `'1'`, claims it for token `ARGV[1]` for `ARGV[2]` ms and
+ * answers `produce`; else `unknown`.
+ */
+export const CLAIM = `
+if redis.call('EXISTS', KEYS[1]) == 1 or redis.call('EXISTS', KEYS[2]) == 1 then return 'follow' end
+if ARGV[3] ~= '1' then return 'unknown' end
+redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
+return 'produce'`
+
+/**
+ * Records event `ARGV[2]` (its frame `ARGV[3]`) in the recording `KEYS[1]`,
+ * kept `ARGV[4]` ms, only while token `ARGV[1]` holds the claim `KEYS[2]`
+ * (`lost` otherwise) and no cancel (`KEYS[3]`) was asked (`cancelled`).
+ */
+export const RECORD = `
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 'lost' end
+if redis.call('EXISTS', KEYS[3]) == 1 then return 'cancelled' end
+redis.call('XADD', KEYS[1], ARGV[2] .. '-0', 'f', ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+return 'ok'`
+
+/** Renews the claim `KEYS[1]` for `ARGV[2]` ms while token `ARGV[1]` holds it (`lost` otherwise); says `cancelled` when `KEYS[2]` asks. */
+export const RENEW = `
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 'lost' end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+if redis.call('EXISTS', KEYS[2]) == 1 then return 'cancelled' end
+return 'ok'`
+
+/**
+ * While token `ARGV[1]` holds the claim `KEYS[2]`: records how the stream
+ * ended (`ARGV[2]`) as the recording's last entry, keeps it `ARGV[3]` ms,
+ * and drops the claim and any cancel (`KEYS[3]`).
+ */
+export const FINISH = `
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
+redis.call('XADD', KEYS[1], '*', 'e', ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+redis.call('DEL', KEYS[2], KEYS[3])
+return 1`
+
+/** Asks the producer holding the claim `KEYS[1]` to stop (`KEYS[2]`, kept `ARGV[1]` ms); 1 when one holds it. */
+export const CANCEL = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('SET', KEYS[2], '1', 'PX', ARGV[1])
+return 1`
+
+/** The entries of the recording `KEYS[1]` from `ARGV[1]` (`(n-0`: after event n), at most `ARGV[2]`, and whether the claim `KEYS[2]` is held. */
+export const READ = `
+return { redis.call('XRANGE', KEYS[1], ARGV[1], '+', 'COUNT', ARGV[2]), redis.call('EXISTS', KEYS[2]), redis.call('EXISTS', KEYS[1]) }`

@@ -2,6 +2,7 @@ import type { FastifyRequest } from 'fastify'
 import {
   FST_PUSH_STREAM_CANCELLED,
   FST_PUSH_STREAM_INVALID_SOURCE,
+  FST_PUSH_STREAM_PRODUCER_LOST,
   FST_PUSH_STREAM_SERVER_CLOSING,
   FST_PUSH_STREAM_SOURCE_FAILED,
   FST_PUSH_STREAM_STREAM_TOO_LARGE,
@@ -15,7 +16,8 @@ import { iteratorOf, isThenable, type StreamSource } from '../source-stream.js'
 import { encodeItem } from '../stream-item.js'
 import { encodeEvent } from '../wire/encoder.js'
 import { RESET_DATA, RESET_EVENT } from '../wire/protocol.js'
-import { Recording, type Ending } from './recording.js'
+import type { Ending } from './recording.js'
+import type { Outcome, RecordingStore } from './store.js'
 
 /** The limits of resumable streams (the `resumable` option), resolved. */
 export interface ResumableLimits {
@@ -26,124 +28,133 @@ export interface ResumableLimits {
   maxStreams: number
 }
 
-/** What a follower reads: frames, then how the stream ended. */
-export type FollowerSource = (context: { signal: AbortSignal }) => AsyncIterable<Buffer>
+/** What a request for a key streams: frames, then how the stream ended. */
+export type FollowerSource = (context: { signal: AbortSignal }) => AsyncGenerator<Buffer, Ending | undefined>
 
 type AnyIterator = Iterator<unknown> | AsyncIterator<unknown>
 
-/** A producer that runs: what stops it. */
+/** A producer running in this process: what stops it, and what it recorded. */
 interface Producer {
+  readonly key: string
   readonly controller: AbortController
   iterator: AnyIterator | undefined
-  readonly timer: NodeJS.Timeout
+  readonly timers: NodeJS.Timeout[]
   readonly released: Promise<void>
   release: () => void
-}
-
-/** One key: its recording, its producer while it runs, its expiry once it has ended. */
-interface Entry {
-  readonly recording: Recording
-  producer: Producer | undefined
-  expiry: NodeJS.Timeout | undefined
+  events: number
+  bytes: number
+  /** Set once it stopped, whichever way: nothing more is recorded. */
+  stopped: boolean
 }
 
 const RESET_FRAME = encodeEvent({ event: RESET_EVENT, data: RESET_DATA })
 const UNKNOWN: Ending = { kind: 'end', reason: 'unknown-stream' }
-
-/** The position a follower resumes after: the id it sent, when it is one of this stream's; else the start. */
-function positionOf (lastEventId: string | undefined, size: number): number {
-  if (lastEventId === undefined || !/^\d{1,15}$/.test(lastEventId)) return 0
-  const position = Number(lastEventId)
-  return position <= size ? position : 0
-}
+const CANCELLED: Ending = { kind: 'end', reason: 'cancelled' }
 
 /**
- * Resumable streams in this process's memory, by key: create-or-follow. A
- * new key starts its source detached from the request, recording each event
- * under the key with an id of its own (1, 2, 3…); every request for the key
- * follows the recording from after its `Last-Event-ID`. Kept for `ttl` after
- * the end; bounded in events, bytes, duration and streams running at once.
+ * Resumable streams, by key: create-or-follow. The request that claims a
+ * new key starts its source here, detached from the request, recording each
+ * event in the store with an id of its own (1, 2, 3…); every request for the
+ * key follows the recording from after its `Last-Event-ID`. Producers are
+ * bounded in events, bytes and duration, and in how many run here at once.
  */
 export class ResumableStreams {
   readonly #limits: ResumableLimits
   readonly #serialize: (data: unknown) => string
-  readonly #entries = new Map<string, Entry>()
-  #running = 0
+  readonly #store: RecordingStore
+  /** How often a producer renews its claim, when the store shares it with other instances. */
+  readonly #renewEvery: number | undefined
+  readonly #producers = new Map<string, Producer>()
 
-  constructor (limits: ResumableLimits, serialize: (data: unknown) => string) {
+  constructor (limits: ResumableLimits, serialize: (data: unknown) => string, store: RecordingStore, renewEvery?: number) {
     this.#limits = limits
     this.#serialize = serialize
+    this.#store = store
+    this.#renewEvery = renewEvery
   }
 
-  /** Resumable streams whose producer runs now. */
+  /** Producers running in this process now. */
   get running (): number {
-    return this.#running
+    return this.#producers.size
   }
 
   /**
-   * What a request for `key` follows: the recording after its `Last-Event-ID`,
-   * started from `source` when the key is new and the request sent no id; a
-   * `reset` and `unknown-stream` when it sent one for a key that is not
-   * here. Throws `FST_PUSH_STREAM_TOO_MANY_STREAMS` when a new one cannot start.
+   * What a request for `key` streams: the recording after its
+   * `Last-Event-ID`, started from `source` when the request claims a new key
+   * (it sent no id); a `reset` and `unknown-stream` when it sent an id for a
+   * key neither running nor kept. Throws `FST_PUSH_STREAM_TOO_MANY_STREAMS`
+   * when `maxStreams` producers run here and the key is not one of them.
    */
   follow (key: string, lastEventId: string | undefined, source: StreamSource, request: FastifyRequest): FollowerSource {
-    let entry = this.#entries.get(key)
-    if (entry === undefined) {
-      if (lastEventId !== undefined) return unknownStream
-      if (this.#running >= this.#limits.maxStreams) throw new FST_PUSH_STREAM_TOO_MANY_STREAMS(this.#limits.maxStreams)
-      entry = { recording: new Recording(key), producer: undefined, expiry: undefined }
-      this.#entries.set(key, entry)
-      this.#start(entry, source, request)
+    if (this.#producers.size >= this.#limits.maxStreams && !this.#producers.has(key)) {
+      throw new FST_PUSH_STREAM_TOO_MANY_STREAMS(this.#limits.maxStreams)
     }
-    const { recording } = entry
-    const after = positionOf(lastEventId, recording.size)
-    return ({ signal }) => recording.follow(after, signal)
+    const store = this.#store
+    const start = (): void => { this.#start(key, source, request) }
+    return async function * followKey ({ signal }) {
+      const claim = await store.claim(key, lastEventId === undefined)
+      if (claim === 'unknown') {
+        yield RESET_FRAME
+        return UNKNOWN
+      }
+      if (claim === 'produce') start()
+      return yield * store.follow(key, lastEventId, signal)
+    }
   }
 
-  /** Stops the producer of `key`, if it runs: its followers get `push-stream:end` with `cancelled`. True when one was running. */
-  cancel (key: string): boolean {
-    const entry = this.#entries.get(key)
-    if (entry?.producer === undefined) return false
-    this.#stop(entry, new FST_PUSH_STREAM_CANCELLED(key), { kind: 'end', reason: 'cancelled' })
-    return true
+  /**
+   * Stops the producer of `key` (its signal aborts with
+   * `FST_PUSH_STREAM_CANCELLED`), here or, through the store, on the
+   * instance that runs it; its followers get `push-stream:end` with
+   * `cancelled`. True when one was running.
+   */
+  async cancel (key: string): Promise<boolean> {
+    const producer = this.#producers.get(key)
+    if (producer !== undefined) {
+      this.#stop(producer, new FST_PUSH_STREAM_CANCELLED(key), CANCELLED)
+      return true
+    }
+    return await this.#store.cancel(key)
   }
 
-  /** Stops every producer (their followers end with the server) and forgets every key; resolves once the sources let go, or with how many did not. */
+  /** Stops every producer here and lets go of the store; resolves once the sources let go (at most `graceMs`), with how many did not. */
   async close (graceMs: number): Promise<number> {
-    const released: Array<Promise<void>> = []
-    for (const entry of this.#entries.values()) {
-      clearTimeout(entry.expiry)
-      if (entry.producer === undefined) continue
-      released.push(entry.producer.released)
-      this.#stop(entry, new FST_PUSH_STREAM_SERVER_CLOSING(), { kind: 'error', code: 'FST_PUSH_STREAM_SERVER_CLOSING' })
-    }
-    this.#entries.clear()
-    let pending = released.length
-    for (const promise of released) promise.then(() => pending--)
+    const producers = [...this.#producers.values()]
+    for (const producer of producers) this.#stop(producer, new FST_PUSH_STREAM_SERVER_CLOSING())
+    let pending = producers.length
+    for (const producer of producers) producer.released.then(() => pending--)
     let timer: NodeJS.Timeout | undefined
-    await Promise.race([Promise.all(released), new Promise<void>((resolve) => { timer = setTimeout(resolve, graceMs) })])
+    await Promise.race([
+      Promise.all(producers.map(async (producer) => await producer.released)),
+      new Promise<void>((resolve) => { timer = setTimeout(resolve, graceMs) })
+    ])
     clearTimeout(timer)
+    await this.#store.close()
     return pending
   }
 
-  /** Starts the producer of a new key: its source, called with a signal of its own, pulled as fast as it yields. */
-  #start (entry: Entry, source: StreamSource, request: FastifyRequest): void {
-    const controller = new AbortController()
+  /** Starts the producer of a key this request claimed: its source, called with a signal of its own, pulled as fast as it yields. */
+  #start (key: string, source: StreamSource, request: FastifyRequest): void {
     let release = (): void => {}
     const released = new Promise<void>((resolve) => { release = resolve })
-    const timer = setTimeout(() => {
-      this.#stop(entry, new FST_PUSH_STREAM_STREAM_TOO_LONG(entry.recording.key, this.#limits.maxDuration))
-    }, this.#limits.maxDuration)
-    timer.unref()
-    const producer: Producer = { controller, iterator: undefined, timer, released, release }
-    entry.producer = producer
-    this.#running++
-    // Never rejects: how it ends is recorded in the entry.
-    this.#produce(entry, producer, source, request)
+    const producer: Producer = { key, controller: new AbortController(), iterator: undefined, timers: [], released, release, events: 0, bytes: 0, stopped: false }
+    const limit = setTimeout(() => { this.#stop(producer, new FST_PUSH_STREAM_STREAM_TOO_LONG(key, this.#limits.maxDuration)) }, this.#limits.maxDuration)
+    limit.unref()
+    producer.timers.push(limit)
+    if (this.#renewEvery !== undefined) {
+      const renewal = setInterval(() => {
+        this.#store.renew(key).then((outcome) => { this.#learned(producer, outcome) }, () => {})
+      }, this.#renewEvery)
+      renewal.unref()
+      producer.timers.push(renewal)
+    }
+    this.#producers.set(key, producer)
+    // Never rejects: how it ends is recorded in the store.
+    this.#produce(producer, source, request)
   }
 
-  async #produce (entry: Entry, producer: Producer, source: StreamSource, request: FastifyRequest): Promise<void> {
-    const { recording } = entry
+  async #produce (producer: Producer, source: StreamSource, request: FastifyRequest): Promise<void> {
+    const { key } = producer
     const { signal } = producer.controller
     try {
       let made: unknown = source
@@ -155,55 +166,58 @@ export class ResumableStreams {
       if (iterator === undefined) throw new FST_PUSH_STREAM_INVALID_SOURCE(describe(made))
       producer.iterator = iterator
       // Stopped while its source was being made: it lets go of the iterator at once.
-      if (signal.aborted) return this.#letGo(producer)
+      if (producer.stopped) return this.#letGo(producer)
       for (;;) {
         const pulled = iterator.next()
         const result = isThenable<IteratorResult<unknown>>(pulled) ? await pulled : pulled
-        if (signal.aborted) return
+        if (producer.stopped) return
         if (result.done === true) break
-        const id = String(recording.size + 1)
-        const frame = encodeItem(result.value, this.#serialize, id)
-        if (recording.size >= this.#limits.maxEvents) {
-          return this.#stop(entry, new FST_PUSH_STREAM_TOO_MANY_EVENTS(recording.key, this.#limits.maxEvents))
-        }
-        if (recording.bytes + frame.length > this.#limits.maxBytes) {
-          return this.#stop(entry, new FST_PUSH_STREAM_STREAM_TOO_LARGE(recording.key, this.#limits.maxBytes))
-        }
-        recording.append(frame)
+        const id = producer.events + 1
+        const frame = encodeItem(result.value, this.#serialize, String(id))
+        if (id > this.#limits.maxEvents) return this.#stop(producer, new FST_PUSH_STREAM_TOO_MANY_EVENTS(key, this.#limits.maxEvents))
+        if (producer.bytes + frame.length > this.#limits.maxBytes) return this.#stop(producer, new FST_PUSH_STREAM_STREAM_TOO_LARGE(key, this.#limits.maxBytes))
+        producer.events = id
+        producer.bytes += frame.length
+        const outcome = await this.#store.append(key, id, frame)
+        if (outcome !== 'ok') return this.#learned(producer, outcome)
       }
       producer.iterator = undefined
-      this.#ended(entry, { kind: 'end', reason: 'done' })
+      this.#ended(producer, { kind: 'end', reason: 'done' })
     } catch (error) {
       producer.iterator = undefined
-      if (signal.aborted) return
-      request.log.error({ err: new FST_PUSH_STREAM_SOURCE_FAILED(errorMessage(error), { cause: error }), key: recording.key }, 'fastify-push-stream: a resumable stream\'s source failed')
-      this.#ended(entry, { kind: 'error', code: 'FST_PUSH_STREAM_SOURCE_FAILED' })
+      if (producer.stopped) return
+      request.log.error({ err: new FST_PUSH_STREAM_SOURCE_FAILED(errorMessage(error), { cause: error }), key }, 'fastify-push-stream: a resumable stream\'s source failed')
+      this.#ended(producer, { kind: 'error', code: 'FST_PUSH_STREAM_SOURCE_FAILED' })
     } finally {
       if (producer.iterator === undefined) producer.release()
     }
   }
 
-  /** Stops a running producer: its signal aborts with `reason`, its iterator is returned, its followers get the ending. */
-  #stop (entry: Entry, reason: Error & { code: string }, ending: Ending = { kind: 'error', code: reason.code }): void {
-    const producer = entry.producer
-    if (producer === undefined) return
-    producer.controller.abort(reason)
-    this.#letGo(producer)
-    this.#ended(entry, ending)
+  /** What the store said of an append or a renewal: cancelled elsewhere, or the claim lost (another instance may now hold the key). */
+  #learned (producer: Producer, outcome: Outcome): void {
+    if (outcome === 'cancelled') this.#stop(producer, new FST_PUSH_STREAM_CANCELLED(producer.key), CANCELLED)
+    else if (outcome === 'lost') this.#stop(producer, new FST_PUSH_STREAM_PRODUCER_LOST(producer.key), undefined)
   }
 
-  /** The producer is done, whichever way: the recording ends, and is kept for `ttl`. */
-  #ended (entry: Entry, ending: Ending): void {
-    const producer = entry.producer
-    if (producer === undefined) return
-    entry.producer = undefined
-    clearTimeout(producer.timer)
-    this.#running--
-    entry.recording.finish(ending)
-    entry.expiry = setTimeout(() => {
-      if (this.#entries.get(entry.recording.key) === entry) this.#entries.delete(entry.recording.key)
-    }, this.#limits.ttl)
-    entry.expiry.unref()
+  /**
+   * Stops a running producer: its signal aborts with `reason`, its iterator
+   * is returned, and the store records `ending` (the reason's code as an
+   * error by default; nothing when it lost its claim).
+   */
+  #stop (producer: Producer, reason: Error & { code: string }, ending: Ending | undefined = { kind: 'error', code: reason.code }): void {
+    if (producer.stopped) return
+    producer.controller.abort(reason)
+    this.#letGo(producer)
+    this.#ended(producer, ending)
+  }
+
+  /** The producer is done, whichever way: it is forgotten here, and the store records how it ended. */
+  #ended (producer: Producer, ending: Ending | undefined): void {
+    if (producer.stopped) return
+    producer.stopped = true
+    for (const timer of producer.timers) clearTimeout(timer)
+    this.#producers.delete(producer.key)
+    if (ending !== undefined) this.#store.finish(producer.key, ending).catch(() => {})
   }
 
   /** Calls the iterator's `return()`, once it has one; the producer is released when that settles. */
@@ -221,10 +235,4 @@ export class ResumableStreams {
     if (isThenable(returned)) returned.then(producer.release, producer.release)
     else producer.release()
   }
-}
-
-/** What a request with a `Last-Event-ID` for an unknown key reads: a `reset`, then `unknown-stream`. */
-const unknownStream: FollowerSource = async function * () {
-  yield RESET_FRAME
-  return UNKNOWN
 }

@@ -1,0 +1,120 @@
+import t from 'tap'
+import type { FastifyInstance } from 'fastify'
+import type { PushStreamOptions, SourceContext, StreamSource } from '../../lib/index.js'
+import { openStream, request, startApp } from '../helpers/sse.js'
+import type { Teardown } from '../helpers/teardown.js'
+import { waitFor } from '../helpers/wait.js'
+import { loadRedisAdapter, redisUrl, skipUnlessRedis, testKey } from '../helpers/redis.js'
+
+interface Instance { app: FastifyInstance, url: string }
+
+/** `count` apps sharing the stream `key`, each serving the resumable route `/answers/:key` from `source`. */
+async function instances (t: Teardown, key: string, count: number, source: StreamSource, options: PushStreamOptions = {}): Promise<Instance[]> {
+  const { redisAdapter } = await loadRedisAdapter()
+  const apps: Instance[] = []
+  for (let n = 0; n < count; n++) {
+    apps.push(await startApp(t, { ...options, adapter: redisAdapter({ url: redisUrl }, { key }) }, (app) => {
+      app.get('/answers/:key', (request, reply) => reply.sse(source, { key: (request.params as { key: string }).key }))
+      app.post('/answers/:key/cancel', async (request) => ({ cancelled: await app.pushStream.cancel((request.params as { key: string }).key) }))
+    }))
+  }
+  return apps
+}
+
+/** A source of `count` tokens, each let through by the test; counts its starts and releases. */
+function steppedSource (count: number) {
+  let allowed = 0
+  let wake = (): void => {}
+  const state = {
+    starts: 0,
+    released: 0,
+    reason: undefined as unknown,
+    step: (n = 1): void => { allowed += n; wake() }
+  }
+  const source = async function * ({ signal }: SourceContext): AsyncGenerator<string> {
+    state.starts++
+    try {
+      for (let i = 1; i <= count; i++) {
+        for (;;) {
+          if (allowed >= i) break
+          await new Promise<void>((resolve, reject) => {
+            wake = resolve
+            signal.addEventListener('abort', () => reject(signal.reason instanceof Error ? signal.reason : new Error('aborted')), { once: true })
+          })
+        }
+        yield `token ${i}`
+      }
+    } finally {
+      state.released++
+      state.reason = signal.reason
+    }
+  }
+  return { state, source }
+}
+
+t.test('one producer for a key asked of three instances at once; followers on every instance; a reload on another instance gets the rest once', skipUnlessRedis, async (t) => {
+  const { state, source } = steppedSource(6)
+  const [a, b, c] = await instances(t, testKey(t), 3, source) as [Instance, Instance, Instance]
+  const followers = await Promise.all([a, b, c].map(async ({ url }) => await openStream(`${url}/answers/race`)))
+  await waitFor(() => state.starts === 1, 'a producer to start')
+  state.step(3)
+  for (const follower of followers) await follower.take(3)
+  t.equal(state.starts, 1, 'one source between the three')
+  const [first] = followers as [typeof followers[0]]
+  t.same(first.events.map((event) => [event.id, event.data]), [['1', 'token 1'], ['2', 'token 2'], ['3', 'token 3']])
+  first.close()
+  // Reloaded, on another instance, after the third.
+  state.step(1)
+  const reloaded = await openStream(`${c.url}/answers/race`, { 'last-event-id': '3' })
+  state.step(2)
+  await reloaded.ended
+  t.same(reloaded.events.map((event) => [event.id, event.data]), [['4', 'token 4'], ['5', 'token 5'], ['6', 'token 6'], [undefined, '{"reason":"done"}']])
+  for (const follower of followers.slice(1)) {
+    await follower.ended
+    t.equal(follower.events.length, 7)
+  }
+  t.equal(state.starts, 1)
+})
+
+t.test('cancel from another instance ends the producer and every follower; a client that leaves cancels nothing', skipUnlessRedis, async (t) => {
+  const { state, source } = steppedSource(100)
+  const [a, b] = await instances(t, testKey(t), 2, source) as [Instance, Instance]
+  const onA = await openStream(`${a.url}/answers/cancel-me`)
+  const onB = await openStream(`${b.url}/answers/cancel-me`)
+  const leaving = await openStream(`${b.url}/answers/cancel-me`)
+  state.step(2)
+  await Promise.all([onA.take(2), onB.take(2), leaving.take(2)])
+  leaving.close()
+  await leaving.ended
+  state.step(1)
+  await onB.take(3)
+  t.equal(state.released, 0, 'still running after a client left')
+  const producerHere = state.starts === 1
+  t.ok(producerHere)
+  // Whichever instance runs it, B asks.
+  t.same(JSON.parse((await request(`${b.url}/answers/cancel-me/cancel`, { method: 'POST' })).body), { cancelled: true })
+  await Promise.all([onA.ended, onB.ended])
+  for (const client of [onA, onB]) t.same(client.events.at(-1), { id: undefined, event: 'push-stream:end', data: '{"reason":"cancelled"}' })
+  await waitFor(() => state.released === 1, 'the producer\'s finally')
+  t.equal((state.reason as { code: string }).code, 'FST_PUSH_STREAM_CANCELLED')
+  t.same(JSON.parse((await request(`${a.url}/answers/cancel-me/cancel`, { method: 'POST' })).body), { cancelled: false }, 'nothing runs any more')
+})
+
+t.test('a Last-Event-ID for a key no instance keeps: reset and unknown-stream, and no source starts', skipUnlessRedis, async (t) => {
+  const { state, source } = steppedSource(1)
+  const [a] = await instances(t, testKey(t), 1, source) as [Instance]
+  const unknown = await openStream(`${a.url}/answers/nobody`, { 'last-event-id': '4' })
+  await unknown.ended
+  t.same(unknown.events.map((event) => [event.event, event.data]), [['reset', '{"reason":"unknown-last-event-id"}'], ['push-stream:end', '{"reason":"unknown-stream"}']])
+  t.equal(state.starts, 0)
+})
+
+t.test('limits with Redis: maxEvents stops the producer, its followers get the code', skipUnlessRedis, async (t) => {
+  const [a, b] = await instances(t, testKey(t), 2, ['a', 'b', 'c', 'd'], { resumable: { maxEvents: 2 } }) as [Instance, Instance]
+  const onA = await openStream(`${a.url}/answers/limited`)
+  await onA.ended
+  t.same(onA.events.map((event) => event.data), ['a', 'b', '{"code":"FST_PUSH_STREAM_TOO_MANY_EVENTS"}'])
+  const onB = await openStream(`${b.url}/answers/limited`, { 'last-event-id': '1' })
+  await onB.ended
+  t.same(onB.events.map((event) => event.data), ['b', '{"code":"FST_PUSH_STREAM_TOO_MANY_EVENTS"}'], 'kept, and followed from another instance')
+})
