@@ -5,7 +5,8 @@
  * instance appends to a shared log and tails it, so a client may connect to
  * any instance, and reconnect to another, and miss nothing.
  *
- * An adapter is one object with the five methods below; `lib/redis/` is
+ * An adapter is one object with the five methods below (and, optionally, a
+ * recorder of resumable streams); `lib/redis/` is
  * the one this package ships. Another engine (NATS JetStream, Kafka…) fits
  * the same shape.
  */
