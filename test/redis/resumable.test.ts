@@ -118,3 +118,45 @@ t.test('limits with Redis: maxEvents stops the producer, its followers get the c
   await onB.ended
   t.same(onB.events.map((event) => event.data), ['b', '{"code":"FST_PUSH_STREAM_TOO_MANY_EVENTS"}'], 'kept, and followed from another instance')
 })
+
+t.test('limits with Redis: maxBytes and maxDuration stop the producer with their codes; maxStreams refuses a new key on a full instance', skipUnlessRedis, async (t) => {
+  const { redisAdapter } = await loadRedisAdapter()
+  const { url } = await startApp(t, { adapter: redisAdapter({ url: redisUrl }, { key: testKey(t) }), resumable: { maxBytes: 200, maxDuration: 300, maxStreams: 1 } }, (app) => {
+    app.get('/big', (_request, reply) => reply.sse(['x'.repeat(150), 'y'.repeat(150)], { key: 'big' }))
+    app.get('/long', (_request, reply) => reply.sse(async function * ({ signal }) {
+      yield 'started'
+      await new Promise((_resolve, reject) => signal.addEventListener('abort', () => reject(new Error('stopped')), { once: true }))
+    }, { key: 'long' }))
+  })
+  const big = await openStream(`${url}/big`)
+  await big.ended
+  t.same(big.events.map((event) => event.data), ['x'.repeat(150), '{"code":"FST_PUSH_STREAM_STREAM_TOO_LARGE"}'])
+  const long = await openStream(`${url}/long`)
+  await long.take(1)
+  const refused = await request(`${url}/big`)
+  t.equal(refused.status, 503, 'one producer runs: a new key is refused for now')
+  t.equal(JSON.parse(refused.body).code, 'FST_PUSH_STREAM_TOO_MANY_STREAMS')
+  await long.ended
+  t.same(long.events.map((event) => event.data), ['started', '{"code":"FST_PUSH_STREAM_STREAM_TOO_LONG"}'])
+})
+
+t.test('with Redis, a recording is kept ttl after its end, then its key is unknown', skipUnlessRedis, async (t) => {
+  const { state, source } = steppedSource(1)
+  const [a, b] = await instances(t, testKey(t), 2, source, { resumable: { ttl: 1000 } }) as [Instance, Instance]
+  state.step(1)
+  const done = await openStream(`${a.url}/answers/brief`)
+  await done.ended
+  const kept = await openStream(`${b.url}/answers/brief`, { 'last-event-id': '1' })
+  await kept.ended
+  t.same(kept.events.map((event) => event.data), ['{"reason":"done"}'], 'kept: only its end is left to read')
+  // Redis expires it on its own clock: the test asks until it is gone, at most a few seconds.
+  let gone = false
+  for (let attempt = 0; attempt < 40 && !gone; attempt++) {
+    const again = await openStream(`${b.url}/answers/brief`, { 'last-event-id': '1' })
+    await again.ended
+    gone = again.events.at(-1)?.data === '{"reason":"unknown-stream"}'
+    if (!gone) await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+  t.ok(gone, 'unknown once expired')
+  t.equal(state.starts, 1, 'never started again')
+})
