@@ -30,8 +30,14 @@ export interface PerRequestSettings {
   stalledClients: number
   /** Tokens a stalled client's source has: more than its server should ever pull. */
   stalledTokens: number
-  /** How long the stalled clients are given: the server's memory is read halfway and at the end. */
+  /** How long the stalled clients are given once their socket buffers are full: the server's memory is read halfway and at the end. */
   stallSeconds: number
+  /**
+   * Seconds after their buffers filled at which the memory is read once more,
+   * past the plugin's default `stallTimeout` (30 s, noticed within 37.5 s);
+   * 0 skips that read.
+   */
+  laterSeconds: number
 }
 
 /** One round of concurrent streams: server CPU per delivered token and the rate of all of them together. */
@@ -57,6 +63,10 @@ export interface StalledFigures {
   lateGrowthBytes: number
   /** Stalled streams the server had closed by the end. */
   disconnected: number
+  /** The same growth `laterSeconds` after their buffers filled (NaN when not read). */
+  laterHeldBytes: number
+  /** Stalled streams the server had closed by then (NaN when not read). */
+  laterDisconnected: number
 }
 
 /** Everything measured for one server in one run. */
@@ -159,7 +169,8 @@ async function filled (server: Child): Promise<void> {
  * trickle long after they are full, so "pulled" alone never settles). Once
  * their buffers are full, the server's memory after a GC is read, less
  * before they came, halfway through `stallSeconds` and at its end, with its
- * own counts of what they were given and what waits in their write buffers.
+ * own counts of what they were given and what waits in their write buffers;
+ * and once more `laterSeconds` after they filled.
  */
 async function runStalled (server: Child, client: Child, port: number, settings: PerRequestSettings): Promise<StalledFigures> {
   const n = settings.stalledClients
@@ -169,11 +180,17 @@ async function runStalled (server: Child, client: Child, port: number, settings:
   const opened = await poll(() => server.rpc.call<StalledCounts>('stalled'), (counts) => counts.opened === n, 60_000)
   if (opened.opened !== n) throw new Error(`stalled clients: the server saw ${opened.opened} of ${n} streams open`)
   await filled(server)
+  const fullAt = now()
   const half = settings.stallSeconds * 500
   await sleep(half)
   const middle = await snapshot(server)
   await sleep(half)
   const end = await snapshot(server)
+  let later: { held: number, counts: StalledCounts } | undefined
+  if (settings.laterSeconds > 0) {
+    await sleep(Math.max(0, fullAt + settings.laterSeconds * 1000 - now()))
+    later = await snapshot(server)
+  }
   return {
     clients: n,
     pulledBytes: end.counts.pulled * TOKEN_FRAME_BYTES / n,
@@ -181,7 +198,9 @@ async function runStalled (server: Child, client: Child, port: number, settings:
     sentBytes: end.counts.sent / n,
     heldBytes: (end.held - before.held) / n,
     lateGrowthBytes: (end.held - middle.held) / n,
-    disconnected: n - end.counts.streams
+    disconnected: n - end.counts.streams,
+    laterHeldBytes: later === undefined ? NaN : (later.held - before.held) / n,
+    laterDisconnected: later === undefined ? NaN : n - later.counts.streams
   }
 }
 

@@ -70,6 +70,16 @@ function stillGrowing (figures: PerRequestFigures): boolean {
   return lateGrowthBytes > 64 * KIB && lateGrowthBytes > heldBytes / 10
 }
 
+/** What a server still held, and how many it had disconnected, `laterSeconds` after; '' when that was not read. */
+function later (results: PerRequestResults, variant: PerRequestVariant): string {
+  const seconds = results.settings.laterSeconds
+  const held = collect(results, variant, (f) => f.stalled.laterHeldBytes).values
+  const cut = collect(results, variant, (f) => f.stalled.laterDisconnected).values
+  if (seconds === 0 || held.length === 0) return ''
+  const clients = results.settings.stalledClients
+  return `; ${seconds} s after their buffers filled, ${num(spread(held).median / KIB)} KiB per stalled client (median), with ${whole(spread(cut).median)} of ${whole(clients)} disconnected`
+}
+
 /** What the figures say about the goals of issue 13, worded from the figures themselves. */
 function againstGoals (results: PerRequestResults): string[] {
   const lines: string[] = []
@@ -85,7 +95,7 @@ function againstGoals (results: PerRequestResults): string[] {
     const heldRatio = spread(collect(results, 'plugin', (f) => f.stalled.heldBytes).ratios).median
     const versus = Number.isFinite(heldRatio) ? `, ×${heldRatio.toFixed(1)} what ${PER_REQUEST_REFERENCE} holds (heap + external, median of the runs' ratios)` : ''
     const growing = results.runs.map((run) => run.plugin).filter((figures) => figures !== undefined).filter(stillGrowing).length
-    lines.push(`Held by the plugin per stalled client: at most ${whole(most)} bytes in its write buffers over the runs, against a bound of \`maxBufferedBytes\` plus one token (${whole(bound)} bytes): ${most <= bound ? 'within it' : 'over it'}${versus}; ${growing === 0 ? 'it stopped growing in every run' : `still growing in the second half in ${growing} of ${results.runs.length} runs`}.`)
+    lines.push(`Held by the plugin per stalled client: at most ${whole(most)} bytes in its write buffers over the runs, against a bound of \`maxBufferedBytes\` plus one token (${whole(bound)} bytes): ${most <= bound ? 'within it' : 'over it'}${versus}; ${growing === 0 ? 'it stopped growing in every run' : `still growing in the second half in ${growing} of ${results.runs.length} runs`}${later(results, 'plugin')}.`)
   }
   for (const variant of results.variants) {
     if (variant === 'plugin') continue
@@ -97,7 +107,7 @@ function againstGoals (results: PerRequestResults): string[] {
     const how = growing === 0
       ? 'what it holds stopped growing in every run: it waits for the client, so it is bounded'
       : `what it holds was still growing in the second half in ${growing} of ${runs.length} runs`
-    lines.push(`${variant}${variant === results.variants[0] ? ' (the floor)' : ''}: ${how}; at most ${num(buffered / KIB)} KiB in write buffers and ${num(heldMost / KIB)} KiB of heap + external growth per stalled client.`)
+    lines.push(`${variant}${variant === results.variants[0] ? ' (the floor)' : ''}: ${how}; at most ${num(buffered / KIB)} KiB in write buffers and ${num(heldMost / KIB)} KiB of heap + external growth per stalled client${later(results, variant)}.`)
   }
   return lines
 }
@@ -117,14 +127,14 @@ Each request streams its own source to the end, as a language model's answer doe
 - Machine: ${results.machine}
 - Date: ${results.date}
 - Command: \`${results.command}\` (took ${results.minutes.toFixed(1)} min)
-- Runs: ${runs}. Each cell is the median${runs > 1 ? ' (min–max)' : ''} of the runs; ×r is the ratio to \`${PER_REQUEST_REFERENCE}\` of the same run (median of the runs' ratios), since the goal is stated against it.
+- Runs: ${runs}. Each cell is the median${runs > 1 ? ' (min–max)' : ''} of the runs; ×r is the ratio to \`${PER_REQUEST_REFERENCE}\` of the same run (median of the runs' ratios), since the goal is stated against it. These machines are noisy: compare ratios, not absolute figures across runs.
 ${notes}
 ### What is measured
 
 - **Servers**, each its own process with the same token source: an async generator yielding ${n(s.tokens)} strings of ${TOKEN_BYTES} bytes (an index and text) as fast as it is pulled, each sent as one event (\`data: <token>\`, ${TOKEN_FRAME_BYTES} bytes). \`plugin\` is this package from \`dist/\`: \`return reply.sse(generator)\` with the defaults (\`maxBufferedBytes\` 1 MiB). \`@fastify/sse\` is an \`sse: 'only'\` route whose handler does \`for await (const token of generator) await reply.sse.send(token)\`, as its README shows. \`fastify-sse-v2\` is \`reply.sse(generator)\`, the generator yielding \`{ data: token }\`, as its README shows for an AsyncIterable. \`node-http\` is the floor: a hand-written \`node:http\` loop, one \`res.write\` per token, waiting for \`drain\` when \`write\` returns false.
 - **Concurrent streams**: the load client (another process, another core) opens ${shape} (at most 200 connections being made at a time); each server holds every source at its first token until it counts them all, then starts them together. Every stream must get tokens 0 to ${n(s.tokens - 1)} once, in order, and end; a lost, repeated or reordered token, or a stream that ends early, fails the run (\`--check\` exits non-zero for that, never for a figure). Events with an \`event:\` name (the plugin's closing \`push-stream:end\`) are not tokens. A warm-up round of up to ${n(WARM_UP_STREAMS)} streams × ${n(WARM_UP_TOKENS)} tokens comes first on the same server.
 - **Server CPU per delivered token**: user + system time of the server process from \`/proc/<pid>/stat\`, from the start of the sources until the client has seen the last stream end, divided by the tokens delivered. **Tokens/s**: all tokens delivered over the same span; it is bounded by the load client as well as by the server.
-- **Clients that stop reading**: after that round, ${n(s.stalledClients)} raw sockets each send the request and never read. Their sources have ${n(s.stalledTokens)} tokens (${num(s.stalledTokens * TOKEN_FRAME_BYTES / 2 ** 20)} MiB of events), more than any server should pull. Per stalled client, at the end: the tokens its source yielded (as bytes of events), the bytes waiting in its response's write buffers (\`res.writableLength\`, the response's and its socket's), the bytes its socket handed to the kernel (\`bytesWritten\` less what still waits, chunked framing included; the loopback socket buffers take a few MiB, and keep taking a trickle long after they are full, so "pulled" grows slowly even from a server that waits for the client), and the growth of the server's heap + external memory after a GC (\`--expose-gc\`, two passes) since before the stalled clients came, divided by their number. The ${s.stallSeconds} s start once their socket buffers are full (the tokens pulled grow by less than ${FILLED_SHARE * 100}% in ${FILL_POLL_MS} ms), and the memory is also read halfway through them: the growth in the second half tells a server that holds a bounded amount (about 0) from one that keeps queuing. "Still growing" is a second-half growth above both 64 KiB and a tenth of what is held; "disconnected", the stalled streams the server had closed by the end.
+- **Clients that stop reading**: after that round, ${n(s.stalledClients)} raw sockets each send the request and never read. Their sources have ${n(s.stalledTokens)} tokens (${num(s.stalledTokens * TOKEN_FRAME_BYTES / 2 ** 20)} MiB of events), more than any server should pull. Per stalled client, at the end: the tokens its source yielded (as bytes of events), the bytes waiting in its response's write buffers (\`res.writableLength\`, the response's and its socket's), the bytes its socket handed to the kernel (\`bytesWritten\` less what still waits, chunked framing included; the loopback socket buffers take a few MiB, and keep taking a trickle long after they are full, so "pulled" grows slowly even from a server that waits for the client), and the growth of the server's heap + external memory after a GC (\`--expose-gc\`, two passes) since before the stalled clients came, divided by their number. The ${s.stallSeconds} s start once their socket buffers are full (the tokens pulled grow by less than ${FILLED_SHARE * 100}% in ${FILL_POLL_MS} ms), and the memory is also read halfway through them: the growth in the second half tells a server that holds a bounded amount (about 0) from one that keeps queuing. "Still growing" is a second-half growth above both 64 KiB and a tenth of what is held; "disconnected", the stalled streams the server had closed by the end.${s.laterSeconds > 0 ? ` The same memory and count are read once more ${s.laterSeconds} s after the buffers filled: past the plugin's default \`stallTimeout\` (30 s without the client taking a byte; noticed within 37.5 s), which none of the peers has.` : ''}
 
 ### Server CPU per delivered token (µs)
 
@@ -143,7 +153,13 @@ ${table(results, [
     { label: 'heap + external growth (KiB)', cell: kib((f) => f.stalled.heldBytes) },
     { label: 'of which in the second half (KiB)', cell: kib((f) => f.stalled.lateGrowthBytes) },
     { label: 'still growing', cell: (variant) => share(results, variant, stillGrowing) },
-    { label: 'disconnected', cell: (variant) => cell(results, variant, (f) => f.stalled.disconnected, false, whole) }
+    { label: 'disconnected', cell: (variant) => cell(results, variant, (f) => f.stalled.disconnected, false, whole) },
+    ...(s.laterSeconds > 0
+      ? [
+          { label: `heap + external growth ${s.laterSeconds} s after (KiB)`, cell: kib((f) => f.stalled.laterHeldBytes) },
+          { label: `disconnected ${s.laterSeconds} s after`, cell: (variant: PerRequestVariant) => cell(results, variant, (f) => f.stalled.laterDisconnected, false, whole) }
+        ]
+      : [])
   ])}
 
 ### Against the goals of issue 13

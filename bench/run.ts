@@ -36,8 +36,8 @@ const settings: Settings = quick
   ? { pacedSeconds: 1, stallEvents: 4096, minDeliveries: 50_000 }
   : { pacedSeconds: 1, stallEvents: 8192, minDeliveries: 100_000 }
 const perRequestSettings: PerRequestSettings = quick
-  ? { streams: 100, tokens: 200, stalledClients: 10, stalledTokens: 400_000, stallSeconds: 1 }
-  : { streams: 1000, tokens: 1000, stalledClients: 100, stalledTokens: 1_000_000, stallSeconds: 10 }
+  ? { streams: 100, tokens: 200, stalledClients: 10, stalledTokens: 400_000, stallSeconds: 1, laterSeconds: 0 }
+  : { streams: 1000, tokens: 1000, stalledClients: 100, stalledTokens: 1_000_000, stallSeconds: 10, laterSeconds: 45 }
 const SCENARIOS = ['broadcast', 'per-request'] as const
 const scenarios = flags.scenario === undefined ? [...SCENARIOS] : flags.scenario.split(',').map((name) => name.trim())
 for (const name of scenarios) {
@@ -160,7 +160,10 @@ async function runPerRequest (): Promise<PerRequestResults> {
         log(`run ${run} per-request ${variant.padEnd(15)} ${fmt(streams.cpuMicrosPerToken)} µs/token ${fmt(streams.tokensPerSecond / 1000, 0)}k tokens/s | ` +
           `${stalled.clients} stalled, each: pulled ${fmt(stalled.pulledBytes / 1024, 0)} KiB, buffered ${fmt(stalled.queuedBytes / 1024, 0)} KiB, ` +
           `kernel ${fmt(stalled.sentBytes / 1024, 0)} KiB, heap+external ${fmt(stalled.heldBytes / 1024, 0)} KiB ` +
-          `(${fmt(stalled.lateGrowthBytes / 1024, 0)} KiB in the second half), ${stalled.disconnected} disconnected`)
+          `(${fmt(stalled.lateGrowthBytes / 1024, 0)} KiB in the second half), ${stalled.disconnected} disconnected` +
+          (Number.isFinite(stalled.laterHeldBytes)
+            ? `; ${s.laterSeconds} s after: ${fmt(stalled.laterHeldBytes / 1024, 0)} KiB, ${stalled.laterDisconnected} disconnected`
+            : ''))
       }
       results.push(result)
     }
