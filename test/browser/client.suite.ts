@@ -213,6 +213,56 @@ t.test('pause() and resume() continue from the last id; a reload with persist re
   await waitFor(() => app.pushStream.stats().connections === 0, 'both closed')
 })
 
+/** What `persisted(key)` of the page's client gives, or null. */
+async function persistedIn (page: Page, key: string): Promise<{ url: string, lastEventId: string } | null> {
+  return await page.evaluate(async (key) => {
+    // A variable, so that TypeScript does not try to resolve the page's URL as a module.
+    const client = '/events/client.js'
+    return (await import(client)).persisted(key) ?? null
+  }, key)
+}
+
+t.test('persist with a resumable stream: a reload goes on after the kept id of the kept URL; an end forgets it; an id kept for another URL is not used', async (t) => {
+  // Answer 'held' waits after its second token until the test lets it go; the others run through.
+  let letGo = (): void => {}
+  const held = new Promise<void>((resolve) => { letGo = resolve })
+  const server = await startServer(t, {}, (app) => {
+    app.get<{ Params: { id: string } }>('/answers/:id', (request, reply) => reply.sse(async function * () {
+      yield 'one'
+      yield 'two'
+      if (request.params.id === 'held') await held
+      yield 'three'
+    }, { key: `answer-${request.params.id}` }))
+  })
+  const page = await openPage(await newContext(t, browser), server.origin)
+  await open(page, 'a', '/answers/held', { persist: 'answer' })
+  await waitForLog(page, 'two tokens', (log) => log.filter((e) => e.type === 'message').length === 2, null)
+  t.same(await persistedIn(page, 'answer'), { url: `${server.origin}/answers/held`, lastEventId: '2' }, 'the URL and the last id are kept')
+
+  await page.reload()
+  await page.waitForFunction(() => (window as unknown as { __ready?: boolean }).__ready === true, undefined, { timeout: 10000 })
+  t.same(await persistedIn(page, 'answer'), { url: `${server.origin}/answers/held`, lastEventId: '2' }, 'kept across the reload')
+  await open(page, 'a', '/answers/held', { persist: 'answer', lastEventId: '1' })
+  await waitForLog(page, 'open after the reload', (log) => log.some((e) => e.state === 'open'), null)
+  letGo()
+  await waitForLog(page, 'ended', (log) => log.some((e) => e.state === 'ended'), null)
+  let log = await logOf(page, 'a')
+  t.same(log.filter((e) => e.type === 'message').map((e) => [e.id, e.data]), [['3', 'three']], 'only what came after the kept id')
+  t.same(log.filter((e) => e.type === 'state').map((e) => [e.state, e.reason]), [['connecting', undefined], ['open', undefined], ['ended', 'done']])
+  t.equal(server.requests.filter((url) => url.startsWith('/answers/held?') && url.includes('lastEventId=2')).length, 1, 'the kept id wins over lastEventId')
+  t.equal(await persistedIn(page, 'answer'), null, 'an ended stream is forgotten')
+  t.equal(await page.evaluate(() => sessionStorage.getItem('answer')), null)
+
+  // The same key, another URL: another stream, whose ids say nothing of the kept one's.
+  await page.evaluate((origin) => sessionStorage.setItem('answer', JSON.stringify({ url: `${origin}/answers/held`, lastEventId: '2' })), server.origin)
+  await open(page, 'b', '/answers/other', { persist: 'answer' })
+  await waitForLog(page, 'b ended', (log) => log.some((e) => e.client === 'b' && e.state === 'ended'), null)
+  log = await logOf(page, 'b')
+  t.same(log.filter((e) => e.type === 'message').map((e) => e.data), ['one', 'two', 'three'], 'from its start')
+  t.notOk(server.requests.some((url) => url.startsWith('/answers/other?') && url.includes('lastEventId')), 'no id sent')
+  t.equal(await persistedIn(page, 'answer'), null, 'and forgotten at its end')
+})
+
 t.test('a push-stream:retry answer is a transient failure: never open, back no sooner than `after`', async (t) => {
   const server = await startServer(t, { maxConnections: 1, retry: 300 })
   const { app } = server
