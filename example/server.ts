@@ -7,7 +7,7 @@ import type { Http2SecureServer } from 'node:http2'
 import Fastify, { type FastifyHttp2SecureOptions, type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import fastifyStatic from '@fastify/static'
 import { nanoid } from 'nanoid'
-import pushStream, { type PublishedEvent, type PushStreamApi, type SourceMessage } from '../lib/index.js'
+import pushStream, { type PublishedEvent, type PushStreamApi, type ResumableOptions, type SourceMessage } from '../lib/index.js'
 import { askRoutes } from './ask.js'
 
 /** The channels the demo publishes on; the page offers the same ones. */
@@ -46,6 +46,8 @@ export interface BuildOptions {
   redisKey?: string
   /** Milliseconds before each word of an answer on the Ask panel. Default `80`. */
   answerDelay?: number
+  /** The limits of the Ask panel's resumable answers (the plugin's `resumable` option: `ttl`, `maxStreams`, …). Default: the plugin's. */
+  resumable?: ResumableOptions
 }
 
 const TEXTS = [
@@ -165,6 +167,7 @@ export async function build (options: BuildOptions = {}): Promise<FastifyInstanc
     heartbeat: 15000,
     history: options.history ?? 1000,
     retry: options.retry ?? 3000,
+    resumable: options.resumable,
     // The browser client at /events/client.js, which the page imports.
     client: true
   })
@@ -180,7 +183,7 @@ export async function build (options: BuildOptions = {}): Promise<FastifyInstanc
     return { id: published.id, event: published.event, channel: published.channel, data: published.data }
   })
 
-  // The Ask panel: an answer streamed by reply.sse, and the count of released answer sources.
+  // The Ask panel: resumable answers streamed by reply.sse, their cancel, and the count of released answer sources.
   askRoutes(app, { delay: options.answerDelay ?? 80 })
 
   return app

@@ -18,6 +18,7 @@ import {
   selfSignedCertificate,
   type BuildOptions
 } from '../example/server.js'
+import { cannedAnswer, type AnswerStats } from '../example/ask.js'
 import { openStream, request } from './helpers/sse.js'
 import type { Teardown } from './helpers/teardown.js'
 import { waitFor } from './helpers/wait.js'
@@ -146,7 +147,8 @@ t.test('the demo app serves the page, the client and messages on rotating channe
 
   const client = await request(`${base}/events/client.js`)
   t.equal(client.status, 200, 'the plugin serves its browser client (client: true)')
-  t.match(client.body, /export\s*\{[^}]*\bconnect\s*\}/, 'one module that exports connect')
+  t.match(client.body, /export\s*\{[^}]*\bconnect\b[^}]*\}/, 'one module that exports connect')
+  t.match(client.body, /export\s*\{[^}]*\bpersisted\b[^}]*\}/, 'and persisted, which the Ask panel reads after a reload')
 
   const style = await request(`${base}/style.css`)
   t.equal(style.status, 200)
@@ -220,6 +222,46 @@ t.test('POST /messages publishes a chat event; bad input gets 400 with a sentenc
   const xml = await send(`${base}/messages`, 'POST', '<text/>', { 'content-type': 'application/xml' })
   t.equal(xml.status, 415, 'a type Fastify cannot parse: 415')
   t.equal(app.pushStream.stats().published, 3, 'nothing refused was published')
+})
+
+t.test('Ask: an answer is started once under the page\'s key and followed by every request; cancel ends it for all; a follower never starts one', async (t) => {
+  const { base } = await startExample(t, { answerDelay: 20 })
+  const key = 'answer-key-1'
+  const question = 'Is it kept?'
+  const words = cannedAnswer(question)
+  const stats = async (query = ''): Promise<AnswerStats> => (await send(`${base}/ask/stats${query}`, 'GET', undefined)).body
+
+  const first = await openStream(`${base}/ask/${key}?q=${encodeURIComponent(question)}`)
+  t.teardown(() => first.close())
+  await first.take(3)
+  // Another request for the key, resuming after the second word, even without the question.
+  const second = await openStream(`${base}/ask/${key}?lastEventId=2`)
+  t.teardown(() => second.close())
+  await second.take(1)
+  t.same((await send(`${base}/ask/${key}/cancel`, 'POST', undefined)).body, { cancelled: true }, 'the cancel found it running')
+  await Promise.all([first.ended, second.ended])
+  for (const [name, stream, from] of [['the first', first, 0], ['the second', second, 2]] as const) {
+    const end = stream.events.at(-1)
+    t.same([end?.event, end?.data], ['push-stream:end', '{"reason":"cancelled"}'], `${name} request ends with the cancel`)
+    const got = stream.events.slice(0, -1)
+    t.same(got.map((event) => event.id), got.map((_event, i) => String(from + i + 1)), `${name}: ids 1, 2, 3… of the answer, from after its Last-Event-ID`)
+    t.same(got.map((event) => JSON.parse(event.data)), got.map((_event, i) => ({ index: from + i, text: words[from + i] })), `${name}: the words in order`)
+  }
+  t.ok(first.events.length - 1 < words.length, 'cancelled mid-answer')
+  t.same(await stats('?releasedAbove=0'), { started: 1, released: 1, lastEnd: 'FST_PUSH_STREAM_CANCELLED' }, 'one source for both, released by the cancel')
+  t.same((await send(`${base}/ask/${key}/cancel`, 'POST', undefined)).body, { cancelled: false }, 'a second cancel finds nothing running')
+
+  // A follower of a key not kept (Last-Event-ID 0: from the start) is told so, and starts nothing.
+  const unknown = await openStream(`${base}/ask/never-asked?lastEventId=0`)
+  await unknown.ended
+  t.same(unknown.events.map((event) => event.event), ['reset', 'push-stream:end'], 'a reset, then the end')
+  t.equal(unknown.events[1]?.data, '{"reason":"unknown-stream"}', 'of an unknown stream')
+  const bare = await send(`${base}/ask/never-asked`, 'GET', undefined)
+  t.equal(bare.status, 400, 'neither a question nor a Last-Event-ID: 400')
+  t.match(bare.body.message, /^A new answer needs a question/)
+  t.equal((await send(`${base}/ask/short?q=hi`, 'GET', undefined)).status, 400, 'a key of fewer than 8 characters: 400')
+  t.equal((await send(`${base}/ask/${key}?q=%20`, 'GET', undefined)).status, 400, 'a blank question: 400')
+  t.same(await stats(), { started: 1, released: 1, lastEnd: 'FST_PUSH_STREAM_CANCELLED' }, 'no other source started')
 })
 
 t.test('CORS, when configured: one origin allowed on the stream, the client and /messages, with a preflight', async (t) => {

@@ -1,8 +1,9 @@
-/* global location */
+/* global location, history, sessionStorage */
 // The demo page: one stream through the package's browser client (shared by
 // the tabs of this origin), a state that is always the client's own, the
 // messages with their ids, counters, channels, pause and a form to publish;
-// and the Ask panel, an answer streamed word by word that Stop cuts short.
+// and the Ask panel, an answer streamed word by word that survives a reload,
+// can be followed from another tab, and that Stop cancels for every tab.
 const MAX_MESSAGES = 200
 // Posted messages are `chat` events; an EventSource reports only the names it is asked for.
 const CHAT_EVENT = 'chat'
@@ -40,6 +41,8 @@ const askForm = $('ask-form')
 const questionEl = $('question')
 const askSubmit = $('ask-submit')
 const askStop = $('ask-stop')
+const askFollow = $('ask-follow')
+const askFollowLink = askFollow.querySelector('a')
 const answerEl = $('answer')
 const askStatus = $('ask-status')
 const askStartedEl = $('ask-started')
@@ -327,13 +330,56 @@ formEl.addEventListener('submit', async (event) => {
   }
 })
 
-// The Ask panel. Its stream is this tab's own (not shared): one answer per question.
+// The Ask panel. Each answer has a key, made here, under which the server
+// keeps it (a resumable stream): the page's URL carries it (?answer=<key>), so
+// a reload or another tab opened on that URL follows the same answer. The
+// stream is this tab's own (not shared); the client keeps its URL and last id
+// under `persist`, and this page the words it has shown, both written in the
+// same callback, so that after a reload they agree.
+const ANSWER_PARAM = 'answer'
+const ANSWER_KEY = /^[A-Za-z0-9_-]{8,64}$/
 let askHandle = null
-// Bumped for every question: callbacks of an earlier answer's client are ignored.
+// Bumped for every answer followed: callbacks of an earlier answer's client are ignored.
 let askGeneration = 0
-let words = 0
+// The key of the answer shown, and its words so far.
+let answerKey = null
+let words = []
 // The highest release count shown: counts only grow, so an answer that comes late changes nothing.
 let releasedShown = 0
+
+/** The client's `persist` key for an answer, and this page's key for its words. */
+const streamSlot = (key) => `ask-stream:${key}`
+const wordsSlot = (key) => `ask-words:${key}`
+
+/** A key no other answer has: 96 random bits in hex (crypto.randomUUID needs a secure context). */
+function newAnswerKey () {
+  return Array.from(crypto.getRandomValues(new Uint8Array(12)), (byte) => byte.toString(16).padStart(2, '0')).join('')
+}
+
+function answerUrl (key) {
+  return new URL(`/ask/${key}`, server)
+}
+
+function keptWords (key) {
+  try {
+    const kept = JSON.parse(sessionStorage.getItem(wordsSlot(key)))
+    return Array.isArray(kept) ? kept.filter((word) => typeof word === 'string') : []
+  } catch {
+    return []
+  }
+}
+
+function keepWords () {
+  try {
+    sessionStorage.setItem(wordsSlot(answerKey), JSON.stringify(words))
+  } catch {}
+}
+
+function forgetWords () {
+  try {
+    sessionStorage.removeItem(wordsSlot(answerKey))
+  } catch {}
+}
 
 function showAsk (state, text) {
   askEl.dataset.state = state
@@ -344,17 +390,22 @@ function showAsk (state, text) {
   answerEl.setAttribute('aria-busy', String(streaming))
 }
 
-function addWord (message) {
-  const text = message.data?.text
-  if (typeof text !== 'string') return
+function appendWord (text) {
   // Kept scrolled to the newest word, unless the reader scrolled up.
   const atEnd = answerEl.scrollHeight - answerEl.scrollTop - answerEl.clientHeight < 2
   const word = document.createElement('span')
-  word.textContent = (words > 0 ? ' ' : '') + text
+  word.textContent = (words.length > 0 ? ' ' : '') + text
   answerEl.append(word)
   if (atEnd) answerEl.scrollTop = answerEl.scrollHeight
-  words++
-  askEl.dataset.words = String(words)
+  words.push(text)
+  askEl.dataset.words = String(words.length)
+}
+
+function addWord (message) {
+  const text = message.data?.text
+  if (typeof text !== 'string') return
+  appendWord(text)
+  keepWords()
 }
 
 /**
@@ -378,25 +429,28 @@ async function showAskStats (afterRelease) {
 }
 
 function onAskState (change) {
+  const count = words.length
   switch (change.state) {
     case 'connecting':
     case 'open':
       showAsk('streaming', 'Answering…')
       break
     case 'reconnecting':
-      showAsk('streaming', `Connection lost: going on after word ${words}…`)
+      showAsk('streaming', `Connection lost: going on after word ${count}…`)
       break
     case 'ended':
-      // The server's last event: the client makes no further request.
-      showAsk('done', `Done: ${words} words.`)
-      showAskStats(true)
-      break
-    case 'closed':
-      // Stop: the client closed its stream; the server's source is released.
-      showAsk('stopped', `Stopped after ${words} words.`)
+      // The server's last event: the client makes no further request, and forgets the stream.
+      forgetWords()
+      if (change.reason === 'unknown-stream') {
+        showAsk('expired', 'This answer is no longer kept on the server: ask again.')
+        break
+      }
+      if (change.reason === 'cancelled') showAsk('stopped', `Stopped after ${count} words.`)
+      else showAsk('done', `Done: ${count} words.`)
       showAskStats(true)
       break
     case 'failed':
+      forgetWords()
       showAsk('failed', `The answer failed on the server (${change.code ?? 'no code'}).`)
       showAskStats(true)
       break
@@ -406,27 +460,66 @@ function onAskState (change) {
   }
 }
 
-function wireAsk (connect) {
+/** Shows answer `key` (its words so far: `shown`) and follows its stream at `url`; the page's URL and the follow link name it. */
+function followAnswer (connect, key, shown, url, options = {}) {
+  const mine = ++askGeneration
+  askHandle?.close()
+  answerKey = key
+  words = []
+  answerEl.replaceChildren()
+  for (const text of shown) appendWord(text)
+  askEl.dataset.words = String(words.length)
+  const page = new URL(location.href)
+  page.searchParams.set(ANSWER_PARAM, key)
+  history.replaceState(null, '', page)
+  askFollowLink.href = page.href
+  askFollow.hidden = false
+  askHandle = connect(url, {
+    ...options,
+    persist: streamSlot(key),
+    onState: (change) => { if (mine === askGeneration) onAskState(change) },
+    onMessage: (message) => { if (mine === askGeneration) addWord(message) }
+  })
+}
+
+/**
+ * The answer the page's URL names, if any: after a reload, the words this tab
+ * kept and the rest after the client's kept id; in a tab that never followed
+ * it (or after it ended), every word from the start. A Last-Event-ID of 0
+ * never starts an answer: one no longer kept ends as `unknown-stream`.
+ */
+function followNamedAnswer (client) {
+  const key = new URL(location.href).searchParams.get(ANSWER_PARAM)
+  if (key === null || !ANSWER_KEY.test(key)) return
+  const kept = client.persisted(streamSlot(key))
+  if (kept !== undefined) followAnswer(client.connect, key, keptWords(key), kept.url)
+  else followAnswer(client.connect, key, [], answerUrl(key).href, { lastEventId: '0' })
+}
+
+function wireAsk (client) {
   askForm.addEventListener('submit', (event) => {
     event.preventDefault()
     if (askEl.dataset.state === 'streaming') return
-    const mine = ++askGeneration
-    askHandle?.close()
-    answerEl.replaceChildren()
-    words = 0
-    askEl.dataset.words = '0'
-    const url = new URL('/ask', server)
+    const key = newAnswerKey()
+    const url = answerUrl(key)
     url.searchParams.set('q', questionEl.value)
-    askHandle = connect(url.href, {
-      onState: (change) => { if (mine === askGeneration) onAskState(change) },
-      onMessage: (message) => { if (mine === askGeneration) addWord(message) }
-    })
+    followAnswer(client.connect, key, [], url.href)
   })
-  askStop.addEventListener('click', () => {
-    askHandle?.close()
+  // Stop cancels the answer on the server: every tab that follows it ends with `cancelled`, this one too.
+  askStop.addEventListener('click', async () => {
+    askStop.disabled = true
+    askStatus.textContent = 'Stopping…'
+    try {
+      const response = await fetch(new URL(`/ask/${answerKey}/cancel`, server), { method: 'POST' })
+      if (!response.ok) throw new Error(`status ${response.status}`)
+    } catch {
+      askStatus.textContent = 'Could not reach the server to stop the answer.'
+      askStop.disabled = askEl.dataset.state !== 'streaming'
+    }
     questionEl.focus()
   })
   showAskStats(false)
+  followNamedAnswer(client)
 }
 
 // Imported here rather than by a static `import`, so that the server may be
@@ -446,5 +539,5 @@ try {
 }
 if (client !== undefined) {
   wireStream(client.connect)
-  wireAsk(client.connect)
+  wireAsk(client)
 }
