@@ -25,6 +25,8 @@ const READ_COUNT = 500
 /** A follower with nothing new reads again after this long at first, then less often, up to `IDLE_POLL_MS`. */
 const FIRST_POLL_MS = 5
 const IDLE_POLL_MS = 100
+/** How long a follower waits for Redis to answer again before it ends with `FST_PUSH_STREAM_ADAPTER_UNAVAILABLE`: twice a claim, so a producer that lived through it is heard from. */
+export const UNAVAILABLE_MS = 2 * CLAIM_MS
 /** A recording is kept at least this long after it ended, so that followers reading it get its end. */
 const MIN_KEEP_MS = 1000
 
@@ -98,8 +100,21 @@ export class RedisRecordings implements RecordingStore {
     let after = await this.#start(recording, lastEventId)
     let wait = FIRST_POLL_MS
     let seenClaim = false
+    /** When reads began to fail, while they do. */
+    let failingSince: number | undefined
     while (!signal.aborted) {
-      const [entries, claimed, kept] = await this.#call((client) => client.eval(READ, 2, recording, claim, `(${after}-0`, READ_COUNT)) as [Entries, number, number]
+      let read: [Entries, number, number]
+      try {
+        read = await this.#call((client) => client.eval(READ, 2, recording, claim, `(${after}-0`, READ_COUNT)) as typeof read
+        failingSince = undefined
+      } catch {
+        // Redis is away (the adapter logs the outage): the follower waits for it, for a while.
+        failingSince ??= Date.now()
+        if (Date.now() - failingSince >= UNAVAILABLE_MS) return { kind: 'error', code: 'FST_PUSH_STREAM_ADAPTER_UNAVAILABLE' }
+        await pause(IDLE_POLL_MS, signal)
+        continue
+      }
+      const [entries, claimed, kept] = read
       for (const [id, fields] of entries) {
         if (fields[0] === 'e') return JSON.parse(fields[1] as string) as Ending
         after = Number(id.slice(0, id.indexOf('-')))

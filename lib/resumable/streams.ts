@@ -1,5 +1,6 @@
 import type { FastifyRequest } from 'fastify'
 import {
+  FST_PUSH_STREAM_ADAPTER_UNAVAILABLE,
   FST_PUSH_STREAM_CANCELLED,
   FST_PUSH_STREAM_INVALID_SOURCE,
   FST_PUSH_STREAM_PRODUCER_LOST,
@@ -50,6 +51,10 @@ interface Producer {
 const RESET_FRAME = encodeEvent({ event: RESET_EVENT, data: RESET_DATA })
 const UNKNOWN: Ending = { kind: 'end', reason: 'unknown-stream' }
 const CANCELLED: Ending = { kind: 'end', reason: 'cancelled' }
+const UNAVAILABLE: Ending = { kind: 'error', code: 'FST_PUSH_STREAM_ADAPTER_UNAVAILABLE' }
+
+/** What is done with a failure there is nothing more to do about: a renewal or an end the engine could not take (the claim then lapses on its own). */
+function ignore (): void {}
 
 /**
  * Resumable streams, by key: create-or-follow. The request that claims a
@@ -92,13 +97,18 @@ export class ResumableStreams {
     const store = this.#store
     const start = (): void => { this.#start(key, source, request) }
     return async function * followKey ({ signal }) {
-      const claim = await store.claim(key, lastEventId === undefined)
-      if (claim === 'unknown') {
-        yield RESET_FRAME
-        return UNKNOWN
+      try {
+        const claim = await store.claim(key, lastEventId === undefined)
+        if (claim === 'unknown') {
+          yield RESET_FRAME
+          return UNKNOWN
+        }
+        if (claim === 'produce') start()
+        return yield * store.follow(key, lastEventId, signal)
+      } catch {
+        // The store's engine cannot be reached (the Redis adapter logs its outage): the follower is told so.
+        return UNAVAILABLE
       }
-      if (claim === 'produce') start()
-      return yield * store.follow(key, lastEventId, signal)
     }
   }
 
@@ -143,7 +153,7 @@ export class ResumableStreams {
     producer.timers.push(limit)
     if (this.#renewEvery !== undefined) {
       const renewal = setInterval(() => {
-        this.#store.renew(key).then((outcome) => { this.#learned(producer, outcome) }, () => {})
+        this.#store.renew(key).then((outcome) => { this.#learned(producer, outcome) }, ignore)
       }, this.#renewEvery)
       renewal.unref()
       producer.timers.push(renewal)
@@ -178,7 +188,14 @@ export class ResumableStreams {
         if (producer.bytes + frame.length > this.#limits.maxBytes) return this.#stop(producer, new FST_PUSH_STREAM_STREAM_TOO_LARGE(key, this.#limits.maxBytes))
         producer.events = id
         producer.bytes += frame.length
-        const outcome = await this.#store.append(key, id, frame)
+        let outcome: Outcome
+        try {
+          outcome = await this.#store.append(key, id, frame)
+        } catch (error) {
+          // Not recorded: the producer stops rather than leave a gap its followers could not see.
+          request.log.error({ err: error, key }, 'fastify-push-stream: a resumable stream\'s event could not be recorded; its producer is stopped')
+          return this.#stop(producer, new FST_PUSH_STREAM_ADAPTER_UNAVAILABLE(errorMessage(error), { cause: error }))
+        }
         if (outcome !== 'ok') return this.#learned(producer, outcome)
       }
       producer.iterator = undefined
@@ -217,7 +234,7 @@ export class ResumableStreams {
     producer.stopped = true
     for (const timer of producer.timers) clearTimeout(timer)
     this.#producers.delete(producer.key)
-    if (ending !== undefined) this.#store.finish(producer.key, ending).catch(() => {})
+    if (ending !== undefined) this.#store.finish(producer.key, ending).then(undefined, ignore)
   }
 
   /** Calls the iterator's `return()`, once it has one; the producer is released when that settles. */
