@@ -1,39 +1,7 @@
 import t from 'tap'
-import type { SourceContext } from '../lib/index.js'
 import { openStream, request, startApp } from './helpers/sse.js'
 import { waitFor } from './helpers/wait.js'
-
-/** A source of `count` tokens that yields one each time the test says so; counts its starts and its releases. */
-function steppedSource (count: number) {
-  let allowed = 0
-  let wake = (): void => {}
-  const state = {
-    starts: 0,
-    released: 0,
-    reason: undefined as unknown,
-    /** Lets the source yield `n` more tokens. */
-    step: (n = 1): void => { allowed += n; wake() }
-  }
-  const source = async function * ({ signal }: SourceContext): AsyncGenerator<string> {
-    state.starts++
-    try {
-      for (let i = 1; i <= count; i++) {
-        for (;;) {
-          if (allowed >= i) break
-          await new Promise<void>((resolve, reject) => {
-            wake = resolve
-            signal.addEventListener('abort', () => reject(signal.reason instanceof Error ? signal.reason : new Error('aborted')), { once: true })
-          })
-        }
-        yield `token ${i}`
-      }
-    } finally {
-      state.released++
-      state.reason = signal.reason
-    }
-  }
-  return { state, source }
-}
+import { steppedSource } from './helpers/sources.js'
 
 t.test('a reload mid-answer: the follower gets exactly the rest, once, in order, then push-stream:end; the source ran once', async (t) => {
   const { state, source } = steppedSource(6)

@@ -46,3 +46,39 @@ export async function assertReleased (
   t.ok(reason instanceof Error, 'the reason is an error')
   if (timing !== undefined) t.ok(at - timing.endedAt < timing.withinMs, `finally ran ${(at - timing.endedAt).toFixed(1)} ms after the end`)
 }
+
+/**
+ * A source of `count` tokens (`'token 1'`…) that yields each only once the
+ * test lets it (`state.step(n)`), awaiting a promise its signal rejects; it
+ * counts its starts and the runs of its `finally`, with the signal's reason.
+ */
+export function steppedSource (count: number) {
+  let allowed = 0
+  let wake = (): void => {}
+  const state = {
+    starts: 0,
+    released: 0,
+    reason: undefined as unknown,
+    /** Lets the source yield `n` more tokens. */
+    step: (n = 1): void => { allowed += n; wake() }
+  }
+  const source = async function * ({ signal }: SourceContext): AsyncGenerator<string> {
+    state.starts++
+    try {
+      for (let i = 1; i <= count; i++) {
+        for (;;) {
+          if (allowed >= i) break
+          await new Promise<void>((resolve, reject) => {
+            wake = resolve
+            signal.addEventListener('abort', () => reject(signal.reason instanceof Error ? signal.reason : new Error('aborted')), { once: true })
+          })
+        }
+        yield `token ${i}`
+      }
+    } finally {
+      state.released++
+      state.reason = signal.reason
+    }
+  }
+  return { state, source }
+}

@@ -1,10 +1,11 @@
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'
-import type { PushStreamOptions, SourceContext, StreamSource } from '../../lib/index.js'
+import type { PushStreamOptions, StreamSource } from '../../lib/index.js'
 import { openStream, request, startApp } from '../helpers/sse.js'
 import type { Teardown } from '../helpers/teardown.js'
 import { waitFor } from '../helpers/wait.js'
 import { loadRedisAdapter, redisUrl, skipUnlessRedis, testKey } from '../helpers/redis.js'
+import { steppedSource } from '../helpers/sources.js'
 
 interface Instance { app: FastifyInstance, url: string }
 
@@ -19,37 +20,6 @@ async function instances (t: Teardown, key: string, count: number, source: Strea
     }))
   }
   return apps
-}
-
-/** A source of `count` tokens, each let through by the test; counts its starts and releases. */
-function steppedSource (count: number) {
-  let allowed = 0
-  let wake = (): void => {}
-  const state = {
-    starts: 0,
-    released: 0,
-    reason: undefined as unknown,
-    step: (n = 1): void => { allowed += n; wake() }
-  }
-  const source = async function * ({ signal }: SourceContext): AsyncGenerator<string> {
-    state.starts++
-    try {
-      for (let i = 1; i <= count; i++) {
-        for (;;) {
-          if (allowed >= i) break
-          await new Promise<void>((resolve, reject) => {
-            wake = resolve
-            signal.addEventListener('abort', () => reject(signal.reason instanceof Error ? signal.reason : new Error('aborted')), { once: true })
-          })
-        }
-        yield `token ${i}`
-      }
-    } finally {
-      state.released++
-      state.reason = signal.reason
-    }
-  }
-  return { state, source }
 }
 
 t.test('one producer for a key asked of three instances at once; followers on every instance; a reload on another instance gets the rest once', skipUnlessRedis, async (t) => {
