@@ -176,8 +176,9 @@ async function runStalled (server: Child, client: Child, port: number, settings:
   const n = settings.stalledClients
   const before = await snapshot(server)
   await client.rpc.call('stall', { port, n, count: settings.stalledTokens })
-  // Long enough for a server that accepts them only as its first ones' socket buffers fill.
-  const opened = await poll(() => server.rpc.call<StalledCounts>('stalled'), (counts) => counts.opened === n, 60_000)
+  // Long enough for a server that accepts them only as its first ones' socket buffers fill (a send
+  // loop whose writes all succeed at once runs in microtasks, and no connection is accepted meanwhile).
+  const opened = await poll(() => server.rpc.call<StalledCounts>('stalled'), (counts) => counts.opened === n, FILL_LIMIT_MS)
   if (opened.opened !== n) throw new Error(`stalled clients: the server saw ${opened.opened} of ${n} streams open`)
   await filled(server)
   const fullAt = now()
