@@ -11,14 +11,15 @@
 // start (Last-Event-ID 0, which never starts a source). What the user sees is
 // the whole answer, every word once and in order, the rest arriving live from
 // B; back on A, the page finds what it kept there and goes on after it.
-import type { BrowserContext, Page } from 'playwright-core'
+import type { Page } from 'playwright-core'
 import t from 'tap'
 import { cannedAnswer, type AnswerStats, type CancelAnswer } from '../../example/ask.js'
 import type { BuildOptions } from '../../example/server.js'
 import { redisUrl, testKey } from '../helpers/redis.js'
 import type { Teardown } from '../helpers/teardown.js'
 import { launchBrowser } from './helpers.js'
-import { openDemo, startExample, waitState } from './example-helpers.js'
+import { answerStats, ask, askViews, checkStopped, openAskPage, openTab, recordAnswerRequests, shownWords, waitAsk, waitWords, wordCount } from './ask-helpers.js'
+import { startExample, waitState } from './example-helpers.js'
 
 // The pause before each word: an answer of some 120 words takes about five seconds, time enough to move to B halfway.
 const ANSWER_DELAY = 40
@@ -40,8 +41,7 @@ async function startInstances (t: Teardown): Promise<[Instance, Instance]> {
   const redisKey = testKey(t)
   const start = async (): Promise<Instance> => {
     const { origin } = await startExample(t, { ...OPTIONS, redisUrl, redisKey })
-    const stats = async (query = ''): Promise<AnswerStats> => await (await fetch(`${origin}/ask/stats${query}`)).json() as AnswerStats
-    return { origin, stats: async () => await stats(), releasedAbove: async (count) => await stats(`?releasedAbove=${count}`) }
+    return { origin, stats: async () => await answerStats(origin), releasedAbove: async (count) => await answerStats(origin, `?releasedAbove=${count}`) }
   }
   return [await start(), await start()]
 }
@@ -52,26 +52,6 @@ async function total (instances: readonly Instance[]): Promise<{ started: number
   return all.reduce((sum, stats) => ({ started: sum.started + stats.started, released: sum.released + stats.released }), { started: 0, released: 0 })
 }
 
-/** One request of a page for an answer: `GET <origin>/ask/<key>`, its question and the id it resumed after. */
-interface AnswerRequest {
-  origin: string
-  key: string
-  q: string | null
-  lastEventId: string | null
-}
-
-/** Records every answer request `page` makes, across its navigations. */
-function recordAnswerRequests (page: Page): AnswerRequest[] {
-  const requests: AnswerRequest[] = []
-  page.on('request', (request) => {
-    const url = new URL(request.url())
-    const key = /^\/ask\/([^/]+)$/.exec(url.pathname)?.[1]
-    if (request.method() !== 'GET' || key === undefined || key === 'stats') return
-    requests.push({ origin: url.origin, key, q: url.searchParams.get('q'), lastEventId: url.searchParams.get('lastEventId') })
-  })
-  return requests
-}
-
 /** Resolves once `page` has the response of `origin` to its request for answer `key`: that instance follows it for the page. */
 async function answerResponse (page: Page, origin: string, key: string): Promise<void> {
   await page.waitForResponse((response) => {
@@ -80,80 +60,10 @@ async function answerResponse (page: Page, origin: string, key: string): Promise
   }, { timeout: 10000 })
 }
 
-/**
- * Records in `window.__ask` every state and word count the Ask panel shows
- * (repeats folded), from the page's first parse: an init script, so it
- * records again on every page the context loads.
- */
-function recordAsk (): void {
-  const seen: Array<{ state: string, words: number }> = []
-  Object.assign(window, { __ask: seen })
-  const start = (): void => {
-    const panel = document.getElementById('ask') as HTMLElement
-    const note = (): void => {
-      const view = { state: panel.dataset.state as string, words: Number(panel.dataset.words) }
-      const last = seen.at(-1)
-      if (last?.state !== view.state || last.words !== view.words) seen.push(view)
-    }
-    note()
-    new MutationObserver(note).observe(panel, { attributes: true, attributeFilter: ['data-state', 'data-words'] })
-  }
-  if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', start)
-  else start()
-}
-
-async function askViews (page: Page): Promise<Array<{ state: string, words: number }>> {
-  return await page.evaluate(() => (window as unknown as { __ask: Array<{ state: string, words: number }> }).__ask)
-}
-
-/** The demo at `url` in a new context, recording its Ask panel (on every page of the context) and its page errors. */
-async function openAskPage (t: Teardown, url: string, errors: string[]): Promise<Page> {
-  const page = await openDemo(t, browser, url, { errors })
-  await page.context().addInitScript(recordAsk)
-  // The first load ran before the init script was added: record it now.
-  await page.evaluate(recordAsk)
-  return page
-}
-
-/** A second tab of the same browser, blank, recording its answer requests (from its first) and its page errors. */
-async function newTab (context: BrowserContext, errors: string[]): Promise<{ page: Page, requests: AnswerRequest[] }> {
-  const page = await context.newPage()
-  page.on('pageerror', (error) => { errors.push(String(error)) })
-  return { page, requests: recordAnswerRequests(page) }
-}
-
-async function ask (page: Page, question: string): Promise<string> {
-  await page.getByRole('textbox', { name: 'Question' }).fill(question)
-  await page.getByRole('button', { name: 'Ask', exact: true }).click()
-  await page.waitForURL(/[?&]answer=/, { timeout: 10000 })
-  return new URL(page.url()).searchParams.get('answer') as string
-}
-
-async function waitAsk (page: Page, state: string, timeout = 15000): Promise<void> {
-  await page.waitForSelector(`#ask[data-state="${state}"]`, { state: 'attached', timeout })
-}
-
-/** Waits until the panel streams and shows at least `count` words. */
-async function waitWords (page: Page, count: number): Promise<void> {
-  await page.waitForFunction((count) => {
-    const panel = document.getElementById('ask') as HTMLElement
-    return panel.dataset.state === 'streaming' && Number(panel.dataset.words) >= count
-  }, count, { timeout: 10000 })
-}
-
-/** The words the answer shows, one per rendered word, in order. */
-async function shownWords (page: Page): Promise<string[]> {
-  return await page.$$eval('#answer span', (spans) => spans.map((span) => (span.textContent ?? '').trim()))
-}
-
-async function wordCount (page: Page): Promise<number> {
-  return Number(await page.getAttribute('#ask', 'data-words'))
-}
-
 t.test('a tab moved from A to B halfway through the answer shows it in full, each word once, the rest from B, one source', async (t) => {
   const errors: string[] = []
   const [a, b] = await startInstances(t)
-  const page = await openAskPage(t, `${a.origin}/`, errors)
+  const page = await openAskPage(t, browser, `${a.origin}/`, errors)
   const requests = recordAnswerRequests(page)
   await waitState(page, 'open')
   const question = 'Does a reload on another instance lose the answer?'
@@ -198,14 +108,14 @@ t.test('a tab moved from A to B halfway through the answer shows it in full, eac
 t.test('a second tab on B follows an answer started on A to its end', async (t) => {
   const errors: string[] = []
   const [a, b] = await startInstances(t)
-  const first = await openAskPage(t, `${a.origin}/`, errors)
+  const first = await openAskPage(t, browser, `${a.origin}/`, errors)
   await waitState(first, 'open')
   const question = 'Can a tab on another instance read the answer?'
   const expected = cannedAnswer(question)
   const key = await ask(first, question)
   await waitWords(first, 3)
 
-  const { page: second, requests } = await newTab(first.context(), errors)
+  const { page: second, requests } = await openTab(first.context(), errors)
   const followed = answerResponse(second, b.origin, key)
   await second.goto(`${b.origin}/?answer=${key}`)
   await followed
@@ -225,13 +135,12 @@ t.test('a second tab on B follows an answer started on A to its end', async (t) 
 t.test('Stop in the tab on B cancels the answer running on A: both tabs end stopped, and its source is released on A', async (t) => {
   const errors: string[] = []
   const [a, b] = await startInstances(t)
-  const first = await openAskPage(t, `${a.origin}/`, errors)
+  const first = await openAskPage(t, browser, `${a.origin}/`, errors)
   await waitState(first, 'open')
   const question = 'What if a tab on the other instance stops?'
   const expected = cannedAnswer(question)
   const key = await ask(first, question)
-  const { page: second } = await newTab(first.context(), errors)
-  await second.goto(`${b.origin}/?answer=${key}`)
+  const { page: second } = await openTab(first.context(), errors, `${b.origin}/?answer=${key}`)
   await Promise.all([waitWords(first, 3), waitWords(second, 3)])
 
   const cancelled = second.waitForResponse(`${b.origin}/ask/${key}/cancel`, { timeout: 10000 })
@@ -240,14 +149,7 @@ t.test('Stop in the tab on B cancels the answer running on A: both tabs end stop
   t.same(await response.json() as CancelAnswer, { cancelled: true }, 'B cancels an answer whose producer runs on A')
   await Promise.all([waitAsk(first, 'stopped'), waitAsk(second, 'stopped')])
 
-  const shown = await shownWords(first)
-  t.ok(shown.length >= 3 && shown.length < expected.length, `stopped mid-answer, after ${shown.length} of ${expected.length} words`)
-  t.same(shown, expected.slice(0, shown.length), 'the words so far, in order')
-  t.same(await shownWords(second), shown, 'both tabs end with the same words: all that was recorded before the cancel')
-  for (const page of [first, second]) {
-    t.equal(await page.textContent('#ask-status'), `Stopped after ${shown.length} words.`)
-    t.ok(await page.isDisabled('#ask-stop'), 'nothing left to stop')
-  }
+  const shown = await checkStopped(t, [first, second], expected, 3)
 
   // The source's finally ran on A, and how it ended says why: the cancel asked on B.
   t.same(await a.releasedAbove(0), { started: 1, released: 1, lastEnd: 'FST_PUSH_STREAM_CANCELLED' }, 'released on A, by the cancel')

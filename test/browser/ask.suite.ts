@@ -2,10 +2,10 @@
 // word through reply.sse, which stays finished once done, and Stop, which
 // cancels the answer and releases its source on the server. Every wait is on
 // something observable, bounded. Reloads and other tabs: ask-resume.suite.ts.
-import type { Page } from 'playwright-core'
 import t from 'tap'
 import { cannedAnswer, type AnswerStats } from '../../example/ask.js'
 import { launchBrowser } from './helpers.js'
+import { answerStats, askViews, recordAnswerRequests, recordAsk, waitAsk, waitReleased, waitWords, wordCount } from './ask-helpers.js'
 import { listedIds, openDemo, startExample, waitState } from './example-helpers.js'
 
 const INTERVAL = 300
@@ -15,50 +15,13 @@ const ANSWER_DELAY = 30
 
 const browser = await launchBrowser(t)
 
-/** One look at the Ask panel, as `window.__ask` records it. */
-interface AskView {
-  state: string
-  words: number
-}
-
-/** Records in `window.__ask` every state and word count the Ask panel shows (repeats folded). */
-function recordAsk (): void {
-  const seen: AskView[] = []
-  Object.assign(window, { __ask: seen })
-  const panel = document.getElementById('ask') as HTMLElement
-  const note = (): void => {
-    const view = { state: panel.dataset.state as string, words: Number(panel.dataset.words) }
-    const last = seen.at(-1)
-    if (last?.state !== view.state || last.words !== view.words) seen.push(view)
-  }
-  note()
-  new MutationObserver(note).observe(panel, { attributes: true, attributeFilter: ['data-state', 'data-words'] })
-}
-
-async function askViews (page: Page): Promise<AskView[]> {
-  return await page.evaluate(() => (window as unknown as { __ask: AskView[] }).__ask)
-}
-
-async function waitAsk (page: Page, state: string, timeout = 15000): Promise<void> {
-  await page.waitForSelector(`#ask[data-state="${state}"]`, { state: 'attached', timeout })
-}
-
-/** Waits until the page shows `count` released answer sources. */
-async function waitReleased (page: Page, count: number): Promise<void> {
-  await page.waitForFunction((count) => document.getElementById('ask-released')?.textContent === String(count), count, { timeout: 10000 })
-}
-
 t.test('Ask: the words arrive one by one, a finished answer stays finished, Stop releases the source', async (t) => {
   const errors: string[] = []
   const server = await startExample(t, { interval: INTERVAL, retry: RETRY, answerDelay: ANSWER_DELAY })
-  const stats = async (): Promise<AnswerStats> => await (await fetch(`${server.origin}/ask/stats`)).json() as AnswerStats
+  const stats = async (): Promise<AnswerStats> => await answerStats(server.origin)
   const page = await openDemo(t, browser, `${server.origin}/`, { errors })
-  // Every request the page makes for an answer (GET /ask/<key>), by its question.
-  const asked: string[] = []
-  page.on('request', (request) => {
-    const url = new URL(request.url())
-    if (request.method() === 'GET' && /^\/ask\/(?!stats$)[^/]+$/.test(url.pathname)) asked.push(url.searchParams.get('q') as string)
-  })
+  // Every request the page makes for an answer (GET /ask/<key>).
+  const requests = recordAnswerRequests(page)
   await waitState(page, 'open')
   await page.evaluate(recordAsk)
   t.equal(await page.getAttribute('#ask', 'data-state'), 'idle')
@@ -89,7 +52,7 @@ t.test('Ask: the words arrive one by one, a finished answer stays finished, Stop
   // (two INTERVALs at least, twice the longest wait of a reconnection, RETRY), no request for an answer is made.
   const listed = (await listedIds(page)).length
   await page.waitForFunction((listed) => document.querySelectorAll('#messages li[data-id]').length >= listed + 3, listed, { timeout: 10000 })
-  t.same(asked, [first], 'one request for the first answer, none after its end')
+  t.same(requests.map((request) => request.q), [first], 'one request for the first answer, none after its end')
   t.same(await stats(), { started: 1, released: 1, lastEnd: 'done' }, 'no source started again')
   t.equal(await page.getAttribute('#ask', 'data-state'), 'done')
   t.equal(await page.textContent('#answer'), firstWords.join(' '))
@@ -99,13 +62,10 @@ t.test('Ask: the words arrive one by one, a finished answer stays finished, Stop
   const secondWords = cannedAnswer(second)
   await question.fill(second)
   await question.press('Enter')
-  await page.waitForFunction(() => {
-    const panel = document.getElementById('ask') as HTMLElement
-    return panel.dataset.state === 'streaming' && Number(panel.dataset.words) >= 3
-  }, undefined, { timeout: 10000 })
+  await waitWords(page, 3)
   await page.getByRole('button', { name: 'Stop', exact: true }).click()
   await waitAsk(page, 'stopped')
-  const shown = Number(await page.getAttribute('#ask', 'data-words'))
+  const shown = await wordCount(page)
   t.ok(shown >= 3 && shown < secondWords.length, `stopped mid-answer, after ${shown} of ${secondWords.length} words`)
   t.equal(await page.textContent('#answer'), secondWords.slice(0, shown).join(' '), 'the words so far, in order')
   t.equal(await page.textContent('#ask-status'), `Stopped after ${shown} words.`)
@@ -116,8 +76,8 @@ t.test('Ask: the words arrive one by one, a finished answer stays finished, Stop
   t.equal(lastEnd, 'FST_PUSH_STREAM_CANCELLED', 'its signal aborted with the cancel')
   t.equal(await page.textContent('#ask-started'), '2')
   t.equal(await page.textContent('#ask-last-end'), lastEnd, 'the page shows how it ended')
-  t.equal(Number(await page.getAttribute('#ask', 'data-words')), shown, 'nothing arrived after Stop')
+  t.equal(await wordCount(page), shown, 'nothing arrived after Stop')
   t.ok(await page.isDisabled('#ask-stop'))
-  t.same(asked, [first, second], 'one request per question')
+  t.same(requests.map((request) => request.q), [first, second], 'one request per question')
   t.same(errors, [], 'no page error')
 })
