@@ -17,7 +17,7 @@ t.test('client: true serves the built client at <path>/client.js, cached and rev
   t.match(res.headers.etag, /^"[\w-]{27}"$/)
   t.equal(res.body, built)
   // One bundle: connect is exported from it, under whatever local name the minifier gave it.
-  t.match(res.body, /export\s*\{[^}]*\bconnect\s*\}/)
+  t.match(res.body, /export\s*\{[^}]*\bconnect\b[^}]*\}/)
   const again = await request(`${url}/events/client.js`, { headers: { 'if-none-match': res.headers.etag as string } })
   t.equal(again.status, 304)
   t.equal(again.body, '')
