@@ -8,7 +8,6 @@ import {
   FST_PUSH_STREAM_SHUTTING_DOWN,
   FST_PUSH_STREAM_TOO_MANY_CONNECTIONS,
   FST_PUSH_STREAM_TOO_MANY_CONNECTIONS_PER_IP,
-  FST_PUSH_STREAM_TOO_MANY_STREAMS,
   describe
 } from './errors.js'
 import { RefusalLog } from './log.js'
@@ -174,12 +173,9 @@ export class StreamReplies {
     let streamed = source as StreamSource
     let lastFrame: ((returned: unknown) => Buffer) | undefined
     if (key !== undefined) {
-      try {
-        streamed = this.#broker.resumable.follow(key, lastEventId, streamed, request)
-      } catch (error) {
-        if (error instanceof FST_PUSH_STREAM_TOO_MANY_STREAMS) return this.refuse(request, reply, error)
-        throw error
-      }
+      const full = this.#broker.resumable.refusal(key)
+      if (full !== undefined) return this.refuse(request, reply, full)
+      streamed = this.#broker.resumable.follow(key, lastEventId, streamed, request)
       lastFrame = followerLastFrame
     }
     const headers = streamHeaders(reply)

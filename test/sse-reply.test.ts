@@ -387,3 +387,62 @@ t.test('reply.sse is there for the registering context and its children only', a
   t.match(child.body, /data: in child/)
   t.same(JSON.parse((await app.inject('/outside')).body), { has: 'undefined' })
 })
+
+t.test('sources that fail in other ways: a sync generator that throws, a return() that throws, options that are no object', async (t) => {
+  let returned = false
+  const { url } = await startApp(t, {}, (app) => {
+    app.get('/sync-throws', (_request, reply) => reply.sse(function * () {
+      yield 'a'
+      throw new Error('sync failure')
+    }))
+    app.get('/return-throws', (_request, reply) => reply.sse({
+      [Symbol.asyncIterator]: () => ({
+        next: async () => await new Promise<IteratorResult<string>>(() => {}),
+        return: () => { returned = true; throw new Error('cannot return') }
+      })
+    }))
+    app.get('/bad-options', (_request, reply) => reply.sse(['x'], 'fast' as never))
+  })
+  const failing = await openStream(`${url}/sync-throws`)
+  await failing.ended
+  t.same(failing.events.map((event) => event.data), ['a', '{"code":"FST_PUSH_STREAM_SOURCE_FAILED"}'])
+  const hanging = await openStream(`${url}/return-throws`)
+  hanging.close()
+  await waitFor(() => returned, 'return() to be called')
+  const bad = await request(`${url}/bad-options`)
+  t.equal(JSON.parse(bad.body).code, 'FST_PUSH_STREAM_INVALID_STREAM_OPTIONS')
+})
+
+t.test('a fast reader of a sync source with a small maxBufferedBytes gets everything; so does inject, which has no socket to wait for', async (t) => {
+  const items = Array.from({ length: 200 }, (_v, i) => ({ id: String(i), data: 'q'.repeat(1000) }))
+  const { app, url } = await startApp(t, { maxBufferedBytes: 4096 }, (app) => {
+    app.get('/items', (_request, reply) => reply.sse(items))
+  })
+  const client = await openStream(`${url}/items`)
+  await client.ended
+  t.equal(client.events.length, 201)
+  const injected = await app.inject('/items')
+  t.equal(injected.body.split('\n\n').filter((block) => block.includes('data: q')).length, 200)
+})
+
+t.test('close() waits at most 2 s for a source that ignores its signal, then goes on and says so', async (t) => {
+  const logs = new LogCapture()
+  const app = Fastify({ logger: logs.logger })
+  await app.register(pushStream, { interval: 0 })
+  let started = (): void => {}
+  const waiting = new Promise<void>((resolve) => { started = resolve })
+  app.get('/deaf', (_request, reply) => reply.sse(async function * () {
+    yield 'first'
+    started()
+    // Neither the signal nor anything else settles this.
+    await new Promise(() => {})
+  }))
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const client = await openStream(`http://127.0.0.1:${(app.server.address() as { port: number }).port}/deaf`)
+  await waiting
+  await app.close()
+  const warned = logs.lines.filter((line) => line.msg === 'fastify-push-stream: some stream sources did not finish after their signal aborted; closing without them')
+  t.equal(warned.length, 1)
+  t.equal(warned[0]?.sources, 1)
+  await client.ended
+})

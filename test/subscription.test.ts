@@ -98,6 +98,7 @@ t.test('a reader that falls more than maxQueued behind ends with FST_PUSH_STREAM
   }, { code: 'FST_PUSH_STREAM_SUBSCRIPTION_OVERFLOW' })
   t.same(got, [], 'the queue was dropped at the overflow, not read after it')
   t.same(await behind.next(), { done: true, value: undefined }, 'then it is done')
+  t.same(await behind.return?.(), { done: true, value: undefined }, 'and return() after the end changes nothing')
 
   // for await ... break calls return(): the reader is let go of at once.
   let seen = 0

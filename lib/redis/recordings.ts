@@ -30,8 +30,6 @@ export const UNAVAILABLE_MS = 2 * CLAIM_MS
 /** A recording is kept at least this long after it ended, so that followers reading it get its end. */
 const MIN_KEEP_MS = 1000
 
-const UNKNOWN: Ending = { kind: 'end', reason: 'unknown-stream' }
-
 /** XRANGE's entries as a script returns them. */
 type Entries = Array<[string, string[]]>
 
@@ -99,7 +97,6 @@ export class RedisRecordings implements RecordingStore {
     const [recording, claim] = this.#keys(key)
     let after = await this.#start(recording, lastEventId)
     let wait = FIRST_POLL_MS
-    let seenClaim = false
     /** When reads began to fail, while they do. */
     let failingSince: number | undefined
     while (!signal.aborted) {
@@ -114,7 +111,7 @@ export class RedisRecordings implements RecordingStore {
         await pause(IDLE_POLL_MS, signal)
         continue
       }
-      const [entries, claimed, kept] = read
+      const [entries, claimed] = read
       for (const [id, fields] of entries) {
         if (fields[0] === 'e') return JSON.parse(fields[1] as string) as Ending
         after = Number(id.slice(0, id.indexOf('-')))
@@ -124,12 +121,8 @@ export class RedisRecordings implements RecordingStore {
         wait = FIRST_POLL_MS
         continue
       }
-      // No claim and no end: the producer's instance stopped renewing it. A recording that expired is as unknown as any.
-      if (claimed === 0) {
-        if (kept === 0 && !seenClaim) return UNKNOWN
-        return { kind: 'error', code: new FST_PUSH_STREAM_PRODUCER_LOST(key).code }
-      }
-      seenClaim = true
+      // No claim and no end: the producer's instance stopped renewing it.
+      if (claimed === 0) return { kind: 'error', code: new FST_PUSH_STREAM_PRODUCER_LOST(key).code }
       await pause(wait, signal)
       wait = Math.min(IDLE_POLL_MS, wait * 2)
     }
@@ -143,7 +136,7 @@ export class RedisRecordings implements RecordingStore {
   async #start (recording: string, lastEventId: string | undefined): Promise<number> {
     if (lastEventId === undefined || !/^\d{1,15}$/.test(lastEventId) || lastEventId === '0') return 0
     const found = await this.#call((client) => client.xrange(recording, `${lastEventId}-0`, `${lastEventId}-0`))
-    return found.length > 0 && found[0]?.[1][0] === 'f' ? Number(lastEventId) : 0
+    return found.length > 0 ? Number(lastEventId) : 0
   }
 
   /** The recording's key, its claim's and its cancel's: one hash slot (the braces), names no stream key can make (`#`). */

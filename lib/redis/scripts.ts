@@ -87,4 +87,4 @@ return 1`
 
 /** The entries of the recording `KEYS[1]` from `ARGV[1]` (`(n-0`: after event n), at most `ARGV[2]`, and whether the claim `KEYS[2]` is held. */
 export const READ = `
-return { redis.call('XRANGE', KEYS[1], ARGV[1], '+', 'COUNT', ARGV[2]), redis.call('EXISTS', KEYS[2]), redis.call('EXISTS', KEYS[1]) }`
+return { redis.call('XRANGE', KEYS[1], ARGV[1], '+', 'COUNT', ARGV[2]), redis.call('EXISTS', KEYS[2]) }`

@@ -21,7 +21,6 @@ export function endingFrame (ending: Ending): Buffer {
 export class Recording {
   readonly key: string
   readonly #frames: Buffer[] = []
-  #bytes = 0
   #ending: Ending | undefined
   /** Followers waiting for the next event or the end. */
   #waiting: Array<() => void> = []
@@ -35,24 +34,8 @@ export class Recording {
     return this.#frames.length
   }
 
-  /** Bytes the recorded events hold. */
-  get bytes (): number {
-    return this.#bytes
-  }
-
-  /** How it ended; undefined while it runs. */
-  get ending (): Ending | undefined {
-    return this.#ending
-  }
-
-  /** The encoded event at `index` (its id is `index + 1`). */
-  frame (index: number): Buffer {
-    return this.#frames[index] as Buffer
-  }
-
   append (frame: Buffer): void {
     this.#frames.push(frame)
-    this.#bytes += frame.length
     this.#wake()
   }
 

@@ -17,8 +17,8 @@ export interface RecordingStore {
   claim: (key: string, mayCreate: boolean) => Promise<Claim>
   /** Records event `id` (1, 2, 3…) of `key`, already encoded with that id. */
   append: (key: string, id: number, frame: Buffer) => Promise<Outcome>
-  /** Keeps this instance's claim on `key` alive; says when the stream was cancelled elsewhere, or the claim lost. */
-  renew: (key: string) => Promise<Outcome>
+  /** Keeps this instance's claim on `key` alive; says when the stream was cancelled elsewhere, or the claim lost. Only for a store shared between instances. */
+  renew?: (key: string) => Promise<Outcome>
   /** Records how the stream ended, keeps it for `ttl`, and lets go of the claim. */
   finish: (key: string, ending: Ending) => Promise<void>
   /** Asks the producer of `key`, wherever it runs, to stop; true when one was running. */
@@ -59,11 +59,6 @@ export class MemoryRecordings implements RecordingStore {
 
   async append (key: string, _id: number, frame: Buffer): Promise<Outcome> {
     this.#recordings.get(key)?.append(frame)
-    return 'ok'
-  }
-
-  /** The producers of this process are stopped directly: nothing to renew or learn here. */
-  async renew (): Promise<Outcome> {
     return 'ok'
   }
 

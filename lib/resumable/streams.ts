@@ -1,4 +1,4 @@
-import type { FastifyRequest } from 'fastify'
+import type { FastifyError, FastifyRequest } from 'fastify'
 import {
   FST_PUSH_STREAM_ADAPTER_UNAVAILABLE,
   FST_PUSH_STREAM_CANCELLED,
@@ -84,16 +84,22 @@ export class ResumableStreams {
   }
 
   /**
+   * `FST_PUSH_STREAM_TOO_MANY_STREAMS` when `maxStreams` producers run here
+   * and `key` is not one of them (a request for it may have to start one);
+   * undefined when it may be asked for.
+   */
+  refusal (key: string): FastifyError | undefined {
+    if (this.#producers.size < this.#limits.maxStreams || this.#producers.has(key)) return undefined
+    return new FST_PUSH_STREAM_TOO_MANY_STREAMS(this.#limits.maxStreams)
+  }
+
+  /**
    * What a request for `key` streams: the recording after its
    * `Last-Event-ID`, started from `source` when the request claims a new key
    * (it sent no id); a `reset` and `unknown-stream` when it sent an id for a
-   * key neither running nor kept. Throws `FST_PUSH_STREAM_TOO_MANY_STREAMS`
-   * when `maxStreams` producers run here and the key is not one of them.
+   * key neither running nor kept. Ask `refusal(key)` first.
    */
   follow (key: string, lastEventId: string | undefined, source: StreamSource, request: FastifyRequest): FollowerSource {
-    if (this.#producers.size >= this.#limits.maxStreams && !this.#producers.has(key)) {
-      throw new FST_PUSH_STREAM_TOO_MANY_STREAMS(this.#limits.maxStreams)
-    }
     const store = this.#store
     const start = (): void => { this.#start(key, source, request) }
     return async function * followKey ({ signal }) {
@@ -151,9 +157,10 @@ export class ResumableStreams {
     const limit = setTimeout(() => { this.#stop(producer, new FST_PUSH_STREAM_STREAM_TOO_LONG(key, this.#limits.maxDuration)) }, this.#limits.maxDuration)
     limit.unref()
     producer.timers.push(limit)
-    if (this.#renewEvery !== undefined) {
+    const renew = this.#store.renew
+    if (renew !== undefined && this.#renewEvery !== undefined) {
       const renewal = setInterval(() => {
-        this.#store.renew(key).then((outcome) => { this.#learned(producer, outcome) }, ignore)
+        renew.call(this.#store, key).then((outcome) => { this.#learned(producer, outcome) }, ignore)
       }, this.#renewEvery)
       renewal.unref()
       producer.timers.push(renewal)
