@@ -231,7 +231,6 @@ export class Connection {
    * `forceCloseConnections` is true, and an open session holds up close().
    */
   end (lastFrame: Buffer, reason: 'server' | 'done' | 'error' = 'server'): void {
-    if (this.#closed) return
     const res = this.#res
     if ('stream' in res) {
       const { stream } = res
@@ -254,7 +253,6 @@ export class Connection {
 
   /** Ends a stream whose client took nothing for too long: nothing more can reach it. */
   stall (): void {
-    if (this.#closed) return
     this.#res.destroy()
     this.#finish('stalled')
   }

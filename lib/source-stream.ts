@@ -219,7 +219,7 @@ export class SourceStream {
     this.#fail(error, true)
   }
 
-  /** Adds one item to the batch, or ends the stream when the source is done; false when nothing more is to be pulled. */
+  /** Adds one item to the batch, or ends the stream when the source is done; false when the pulling stops here (done, failed, or on in the next turn). */
   #take (result: IteratorResult<unknown>): boolean {
     if (this.#ended) return false
     const { lastFrame } = this.#options
@@ -237,8 +237,12 @@ export class SourceStream {
     }
     this.#batch.push(frame)
     this.#batchBytes += frame.length
-    if (this.#batchBytes >= MAX_JOINED_BYTES) this.#write()
-    return true
+    if (this.#batchBytes < MAX_JOINED_BYTES) return true
+    this.#write()
+    // A source that is always ready, read by a fast client, would otherwise hold the event loop:
+    // each full write lets the other streams, timers and I/O have their turn first.
+    setImmediate(this.#pull)
+    return false
   }
 
   readonly #scheduledWrite = (): void => {

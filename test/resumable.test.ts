@@ -172,6 +172,8 @@ t.test('a failing source, a source made by a promise, and what a follower sends 
       resolveMade = resolve
     }), { key: 'later' }))
     app.get('/sync', (_request, reply) => reply.sse(['a', 'b'], { key: 'sync' }))
+    // An iterator with no return(): cancelling it lets go of it all the same.
+    app.get('/no-return', (_request, reply) => reply.sse({ [Symbol.asyncIterator]: () => ({ next: async () => await new Promise<IteratorResult<string>>(() => {}) }) }, { key: 'no-return' }))
   })
   const fails = await openStream(`${url}/fails`)
   await fails.ended
@@ -190,6 +192,11 @@ t.test('a failing source, a source made by a promise, and what a follower sends 
   resolveMade({ [Symbol.iterator]: () => ({ next: () => ({ done: false, value: 'x' }), return: () => { returned = true; return { done: true, value: undefined } } }) })
   await waitFor(() => returned, 'the late iterator to be returned')
   t.equal((cancelledReason as { code: string }).code, 'FST_PUSH_STREAM_CANCELLED')
+
+  const noReturn = await openStream(`${url}/no-return`)
+  t.equal(await app.pushStream.cancel('no-return'), true)
+  await noReturn.ended
+  t.equal(noReturn.events.at(-1)?.data, '{"reason":"cancelled"}')
 
   const sync = await openStream(`${url}/sync`)
   await sync.ended

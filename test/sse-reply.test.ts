@@ -446,3 +446,72 @@ t.test('close() waits at most 2 s for a source that ignores its signal, then goe
   t.equal(warned[0]?.sources, 1)
   await client.ended
 })
+
+t.test('a source made after the client left is let go of at once; a client gone before reply.sse costs no source', async (t) => {
+  let returned = false
+  let called = 0
+  let entered = (): void => {}
+  const inHook = new Promise<void>((resolve) => { entered = resolve })
+  let left = (): void => {}
+  const gone = new Promise<void>((resolve) => { left = resolve })
+  const { url } = await startApp(t, {}, (app) => {
+    app.get('/slow-to-make', (_request, reply) => reply.sse(async ({ signal }) => {
+      await new Promise((resolve) => signal.addEventListener('abort', resolve, { once: true }))
+      return { [Symbol.iterator]: () => ({ next: () => ({ done: false, value: 'x' }), return: () => { returned = true; return { done: true, value: undefined } } }) }
+    }))
+    app.get('/gone-first', {
+      preHandler: async (request) => {
+        // The handler runs only once the client has left.
+        const closed = new Promise((resolve) => request.raw.once('close', resolve))
+        entered()
+        await closed
+        left()
+      }
+    }, (_request, reply) => reply.sse(() => { called++; return ['never'] }))
+    app.get('/no-iterable-object', (_request, reply) => reply.sse(() => ({}) as never))
+    app.get('/room-with-key', (_request, reply) => reply.sse(app.pushStream.subscribe('room'), { key: 'k' }))
+  })
+  const slow = await openStream(`${url}/slow-to-make`)
+  slow.close()
+  await waitFor(() => returned, 'the late iterator to be returned')
+  const socket = rawGet(Number(new URL(url).port), '/gone-first')
+  await inHook
+  socket.destroy()
+  await gone
+  // The handler has run by the next turn.
+  await new Promise((resolve) => setImmediate(resolve))
+  t.equal(called, 0, 'the source was never called')
+  const empty = await openStream(`${url}/no-iterable-object`)
+  await empty.ended
+  t.same(empty.events.map((event) => event.data), ['{"code":"FST_PUSH_STREAM_SOURCE_FAILED"}'])
+  const keyed = await request(`${url}/room-with-key`)
+  t.equal(JSON.parse(keyed.body).code, 'FST_PUSH_STREAM_INVALID_STREAM_OPTIONS', 'a subscription takes no key')
+})
+
+t.test('a source that is always ready, read by a fast client, does not hold the event loop', async (t) => {
+  let finallyRan = false
+  let pulls = 0
+  let pulledInFirstTurn: number | undefined
+  const item = 'e'.repeat(100)
+  const frameBytes = Buffer.byteLength(`data: ${item}\n\n`)
+  const { url } = await startApp(t, {}, (app) => {
+    app.get('/endless', (_request, reply) => reply.sse(function * () {
+      // Runs once the server lets the event loop turn.
+      setImmediate(() => { pulledInFirstTurn = pulls })
+      try {
+        for (;;) {
+          pulls++
+          yield item
+        }
+      } finally {
+        finallyRan = true
+      }
+    }))
+  })
+  const client = await openStream(`${url}/endless`)
+  await client.take(2000)
+  client.close()
+  await waitFor(() => finallyRan, 'the source to be released')
+  const perWrite = Math.ceil(16 * 1024 / frameBytes)
+  t.ok(pulledInFirstTurn !== undefined && pulledInFirstTurn <= perWrite + 1, `${pulledInFirstTurn} items pulled before the event loop turned (one write holds ${perWrite})`)
+})

@@ -79,6 +79,7 @@ t.test('read as an async iterable on the server: the events of its channels from
   await app.close()
   t.same(await pending, { done: true, value: undefined }, 'close ends it')
   t.same(await iterator.next(), { done: true, value: undefined })
+  t.throws(() => app.pushStream.subscribe('jobs'), { code: 'FST_PUSH_STREAM_CLOSED' }, 'no subscription after close')
 })
 
 t.test('a reader that falls more than maxQueued behind ends with FST_PUSH_STREAM_SUBSCRIPTION_OVERFLOW; one that stops reading holds nothing', async (t) => {

@@ -39,16 +39,14 @@ export class Recording {
     this.#wake()
   }
 
-  /** Records how it ended, once. */
+  /** Records how it ended (once: its producer ends once). */
   finish (ending: Ending): void {
-    if (this.#ending !== undefined) return
     this.#ending = ending
     this.#wake()
   }
 
-  /** Resolves at the next event or the end; at once when `signal` aborts. */
+  /** Resolves at the next event or the end, or when `signal` (not yet aborted) aborts. */
   async next (signal: AbortSignal): Promise<void> {
-    if (signal.aborted) return
     await new Promise<void>((resolve) => {
       const done = (): void => {
         signal.removeEventListener('abort', done)

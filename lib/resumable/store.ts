@@ -63,9 +63,8 @@ export class MemoryRecordings implements RecordingStore {
   }
 
   async finish (key: string, ending: Ending): Promise<void> {
-    const recording = this.#recordings.get(key)
-    if (recording === undefined) return
-    recording.finish(ending)
+    // Claimed by its producer, and kept until `ttl` after this.
+    ;(this.#recordings.get(key) as Recording).finish(ending)
     const expiry = setTimeout(() => {
       this.#expiries.delete(expiry)
       this.#recordings.delete(key)
@@ -80,9 +79,8 @@ export class MemoryRecordings implements RecordingStore {
   }
 
   async * follow (key: string, lastEventId: string | undefined, signal: AbortSignal): AsyncGenerator<Buffer, Ending | undefined> {
-    const recording = this.#recordings.get(key)
-    // Claimed, so it is here unless it expired in between: then it is as unknown as any.
-    if (recording === undefined) return { kind: 'end', reason: 'unknown-stream' }
+    // Claimed in the same turn of the event loop: it cannot have expired since.
+    const recording = this.#recordings.get(key) as Recording
     return yield * recording.follow(positionOf(lastEventId, recording.size), signal)
   }
 

@@ -78,11 +78,6 @@ export class ResumableStreams {
     this.#renewEvery = renewEvery
   }
 
-  /** Producers running in this process now. */
-  get running (): number {
-    return this.#producers.size
-  }
-
   /**
    * `FST_PUSH_STREAM_TOO_MANY_STREAMS` when `maxStreams` producers run here
    * and `key` is not one of them (a request for it may have to start one);

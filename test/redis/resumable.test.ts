@@ -87,6 +87,9 @@ t.test('limits with Redis: maxEvents stops the producer, its followers get the c
   const onB = await openStream(`${b.url}/answers/limited`, { 'last-event-id': '1' })
   await onB.ended
   t.same(onB.events.map((event) => event.data), ['b', '{"code":"FST_PUSH_STREAM_TOO_MANY_EVENTS"}'], 'kept, and followed from another instance')
+  const unknownId = await openStream(`${b.url}/answers/limited`, { 'last-event-id': '999' })
+  await unknownId.ended
+  t.same(unknownId.events.map((event) => event.data), ['a', 'b', '{"code":"FST_PUSH_STREAM_TOO_MANY_EVENTS"}'], 'an id the stream never gave: from the start')
 })
 
 t.test('limits with Redis: maxBytes and maxDuration stop the producer with their codes; maxStreams refuses a new key on a full instance', skipUnlessRedis, async (t) => {
