@@ -174,6 +174,13 @@ t.test('a failing source, a source made by a promise, and what a follower sends 
     app.get('/sync', (_request, reply) => reply.sse(['a', 'b'], { key: 'sync' }))
     // An iterator with no return(): cancelling it lets go of it all the same.
     app.get('/no-return', (_request, reply) => reply.sse({ [Symbol.asyncIterator]: () => ({ next: async () => await new Promise<IteratorResult<string>>(() => {}) }) }, { key: 'no-return' }))
+    // One whose return() throws: let go of all the same.
+    app.get('/return-throws', (_request, reply) => reply.sse({
+      [Symbol.asyncIterator]: () => ({
+        next: async () => await new Promise<IteratorResult<string>>(() => {}),
+        return: () => { throw new Error('cannot return') }
+      })
+    }, { key: 'return-throws' }))
   })
   const fails = await openStream(`${url}/fails`)
   await fails.ended
@@ -197,6 +204,10 @@ t.test('a failing source, a source made by a promise, and what a follower sends 
   t.equal(await app.pushStream.cancel('no-return'), true)
   await noReturn.ended
   t.equal(noReturn.events.at(-1)?.data, '{"reason":"cancelled"}')
+  const returnThrows = await openStream(`${url}/return-throws`)
+  t.equal(await app.pushStream.cancel('return-throws'), true)
+  await returnThrows.ended
+  t.equal(returnThrows.events.at(-1)?.data, '{"reason":"cancelled"}')
 
   const sync = await openStream(`${url}/sync`)
   await sync.ended

@@ -69,12 +69,13 @@ t.test('status-aware: 502, 503 (after its Retry-After), 504 and 429 are retried,
   for (const name of stopped) await reach(fetchPage, name, 'stopped')
   await reach(esPage, 'e403', 'stopped')
   const counts = Object.fromEntries([...stopped, 'e403'].map((name) => [name, count(name)]))
+  // The retries' statuses are read from before the server recovers: a retry under way at that moment may see it recovered.
+  const fetchLog = await logOf(fetchPage)
+  const esLog = await logOf(esPage)
 
   failing = false
   for (const name of retried) await reach(fetchPage, name, 'open')
   for (const name of ['e502', 'e503']) await reach(esPage, name, 'open')
-  const fetchLog = await logOf(fetchPage)
-  const esLog = await logOf(esPage)
   const of = (log: LogEntry[], name: string): LogEntry[] => log.filter((e) => e.client === name && e.type === 'state')
   for (const [log, name] of [...retried.map((n) => [fetchLog, n] as const), [esLog, 'e502'] as const, [esLog, 'e503'] as const]) {
     const tries = of(log, name).filter((e) => e.state === 'reconnecting')
