@@ -4,7 +4,7 @@ import type { PushStreamOptions, StreamSource } from '../../lib/index.js'
 import { openStream, request, startApp } from '../helpers/sse.js'
 import type { Teardown } from '../helpers/teardown.js'
 import { waitFor } from '../helpers/wait.js'
-import { loadRedisAdapter, redisUrl, skipUnlessRedis, testKey } from '../helpers/redis.js'
+import { loadRedisAdapter, redisUrl, skipUnlessRedis, testClient, testKey } from '../helpers/redis.js'
 import { steppedSource } from '../helpers/sources.js'
 
 interface Instance { app: FastifyInstance, url: string }
@@ -132,4 +132,33 @@ t.test('with Redis, a recording is kept ttl after its end, then its key is unkno
   }
   t.ok(gone, 'unknown once expired')
   t.equal(state.starts, 1, 'never started again')
+})
+
+t.test('a producer renews its claim while its source is quiet, and stops when it finds the claim lost (Redis flushed its key)', skipUnlessRedis, async (t) => {
+  const key = testKey(t)
+  const redis = testClient(t)
+  const { state, source } = steppedSource(3)
+  const [a] = await instances(t, key, 1, source) as [Instance]
+  const follower = await openStream(`${a.url}/answers/quiet`)
+  state.step(1)
+  await follower.take(1)
+  const claim = `${key}:resumable:{quiet}#claim`
+  // Quiet for longer than a renewal period: the claim's time to live, which only falls between two readings, goes back up.
+  await waitFor((async () => {
+    let last = await redis.pttl(claim)
+    for (;;) {
+      await new Promise((resolve) => setTimeout(resolve, 50))
+      const now = await redis.pttl(claim)
+      if (now > last) return
+      last = now
+    }
+  })(), 'a renewal', 5000)
+  t.pass('renewed while quiet')
+  // The claim disappears (as after a FLUSHALL of this key): the producer is fenced out at its next event.
+  await redis.del(claim)
+  state.step(1)
+  await waitFor(() => state.released === 1, 'the producer to stop')
+  t.equal((state.reason as { code: string }).code, 'FST_PUSH_STREAM_PRODUCER_LOST')
+  await waitFor(follower.ended, 'the follower to learn', 10_000)
+  t.same(follower.events.map((event) => event.data), ['token 1', '{"code":"FST_PUSH_STREAM_PRODUCER_LOST"}'], 'nothing recorded after the claim was lost')
 })
