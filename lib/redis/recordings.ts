@@ -33,9 +33,8 @@ const MIN_KEEP_MS = 1000
 /** XRANGE's entries as a script returns them. */
 type Entries = Array<[string, string[]]>
 
-/** Resolves after `ms`, or at once when `signal` aborts. */
+/** Resolves after `ms`, or sooner when `signal` aborts meanwhile. */
 async function pause (ms: number, signal: AbortSignal): Promise<void> {
-  if (signal.aborted) return
   await new Promise<void>((resolve) => {
     const done = (): void => {
       clearTimeout(timer)

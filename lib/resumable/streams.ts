@@ -146,7 +146,7 @@ export class ResumableStreams {
 
   /** Starts the producer of a key this request claimed: its source, called with a signal of its own, pulled as fast as it yields. */
   #start (key: string, source: StreamSource, request: FastifyRequest): void {
-    let release = (): void => {}
+    let release!: () => void
     const released = new Promise<void>((resolve) => { release = resolve })
     const producer: Producer = { key, controller: new AbortController(), iterator: undefined, timers: [], released, release, events: 0, bytes: 0, stopped: false }
     const limit = setTimeout(() => { this.#stop(producer, new FST_PUSH_STREAM_STREAM_TOO_LONG(key, this.#limits.maxDuration)) }, this.#limits.maxDuration)
