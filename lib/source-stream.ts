@@ -1,5 +1,5 @@
 import type { FastifyRequest } from 'fastify'
-import type { CloseReason, Connection } from './connection.js'
+import { DRAIN_GRACE_MS, type CloseReason, type Connection } from './connection.js'
 import {
   FST_PUSH_STREAM_CLIENT_CLOSED,
   FST_PUSH_STREAM_INVALID_SOURCE,
@@ -282,7 +282,8 @@ export class SourceStream {
   #finish (lastFrame: Buffer, reason: 'done' | 'error'): void {
     this.#write()
     this.#ended = true
-    this.connection.end(lastFrame, reason)
+    // After its last event, the client has as long to take the rest as it had to take any write, and at least the grace.
+    this.connection.end(lastFrame, reason, Math.max(this.stallTimeout, DRAIN_GRACE_MS))
     this.#letGo()
   }
 

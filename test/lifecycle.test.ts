@@ -1,8 +1,11 @@
 import t from 'tap'
+import type { Test } from 'tap'
 import http from 'node:http'
+import net from 'node:net'
 import Fastify from 'fastify'
 import pushStream from '../lib/index.js'
-import { StreamClient, openStream, request, startApp, startAppClosingDuringAuthorize } from './helpers/sse.js'
+import { DRAIN_GRACE_MS } from '../lib/connection.js'
+import { StreamClient, openStream, rawGet, request, startApp, startAppClosingDuringAuthorize } from './helpers/sse.js'
 import { waitFor } from './helpers/wait.js'
 
 t.test('close() ends 1,000 open streams and resolves in under a second', async (t) => {
@@ -20,6 +23,58 @@ t.test('close() ends 1,000 open streams and resolves in under a second', async (
   t.ok(new Set(lastRetries).size > 100, `${new Set(lastRetries).size} distinct final retry values`)
   t.equal(app.pushStream.stats().connections, 0)
   t.throws(() => app.pushStream.publish('late'), { code: 'FST_PUSH_STREAM_CLOSED' })
+})
+
+/** A raw client on the broadcast route that takes its opening block and reads no more, and the server's sockets. */
+async function clientBehind (t: Test, app: Awaited<ReturnType<typeof startApp>>['app'], url: string): Promise<net.Socket> {
+  const serverSockets: net.Socket[] = []
+  app.server.on('connection', (socket: net.Socket) => serverSockets.push(socket))
+  const slow = rawGet(Number(new URL(url).port), '/events')
+  t.teardown(() => slow.destroy())
+  await new Promise((resolve) => slow.once('data', resolve))
+  slow.pause()
+  const payload = 'z'.repeat(16 * 1024)
+  let published = 0
+  // Until the server's socket holds bytes the kernel would not take: the client is behind.
+  while (serverSockets.every((socket) => socket.writableLength === 0) && published < 4000) {
+    app.pushStream.publish({ n: ++published, payload })
+    await new Promise((resolve) => setImmediate(resolve))
+  }
+  t.ok(serverSockets.some((socket) => socket.writableLength > 0), `the server holds bytes for the client after ${published} events`)
+  return slow
+}
+
+t.test('a client that is behind when the server closes still gets every event, then its final retry', async (t) => {
+  const { app, url } = await startApp(t, { retry: 2000, maxBufferedBytes: 64 * 1024 * 1024 })
+  const slow = await clientBehind(t, app, url)
+  const published = app.pushStream.stats().published
+  const closed = app.close()
+  let received = ''
+  slow.setEncoding('utf8')
+  slow.on('data', (chunk: string) => { received += chunk })
+  slow.resume()
+  await waitFor(new Promise((resolve) => slow.once('end', resolve)), 'the stream to end', 10_000)
+  await closed
+  const numbers = [...received.matchAll(/"n":(\d+)/g)].map((m) => Number(m[1]))
+  t.same(numbers, Array.from({ length: published }, (_, i) => i + 1), 'every event, once, in order')
+  t.match(received, /\n\nretry: \d+\n\n$/, 'and the final retry last')
+})
+
+t.test('a client that reads nothing more does not hold close() open: it is cut after the drain grace', async (t) => {
+  const { app, url } = await startApp(t, { maxBufferedBytes: 64 * 1024 * 1024 })
+  const slow = await clientBehind(t, app, url)
+  const started = performance.now()
+  await waitFor(app.close(), 'close() to resolve', 10_000)
+  const took = performance.now() - started
+  t.ok(took >= DRAIN_GRACE_MS - 50, `close() waited ${took.toFixed(0)} ms for the client first`)
+  // Reading again, the client finds its connection cut before the final retry could reach it.
+  let received = ''
+  slow.setEncoding('utf8')
+  slow.on('data', (chunk: string) => { received += chunk })
+  slow.resume()
+  await waitFor(new Promise((resolve) => slow.once('close', resolve)), 'the client to see its connection end', 5000)
+  t.notMatch(received, /\n\nretry: \d+\n\n$/, 'no final retry: the stream was cut')
+  t.equal(app.pushStream.stats().connections, 0)
 })
 
 t.test('a request that arrives while the server closes gets 503', async (t) => {

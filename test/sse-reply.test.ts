@@ -5,6 +5,7 @@ import type { Socket } from 'node:net'
 import { setTimeout as delay } from 'node:timers/promises'
 import Fastify from 'fastify'
 import pushStream from '../lib/index.js'
+import { DRAIN_GRACE_MS } from '../lib/connection.js'
 import { openH2Stream } from './helpers/h2.js'
 import { assertReleased, hangingSource } from './helpers/sources.js'
 import { LogCapture } from './helpers/log.js'
@@ -224,6 +225,33 @@ t.test('paced by the client: a client that does not read stops the pulling, then
   t.ok(abortAt > 0)
   asyncSocket.destroy()
   await waitFor(() => app.pushStream.stats().connections === 0, 'both forgotten')
+})
+
+t.test('a stream that ends while its client reads nothing more: the client is cut after the drain grace, and close() is not held', async (t) => {
+  let doneAt = 0
+  // Room for the whole item: the source is pulled to its end while the client reads nothing.
+  const { app, url } = await startApp(t, { maxBufferedBytes: 64 * 1024 * 1024 }, (app) => {
+    // stallTimeout 0: the stream itself is never ended as stalled; its end still bounds the wait.
+    app.get('/big', (_request, reply) => reply.sse(function * () {
+      try {
+        yield 'b'.repeat(8 * 1024 * 1024)
+      } finally {
+        doneAt = performance.now()
+      }
+    }, { stallTimeout: 0 }))
+  })
+  const socket = rawGet(Number(new URL(url).port), '/big')
+  socket.pause()
+  await waitFor(() => doneAt > 0, 'the source to finish', 5000)
+  await waitFor(app.close(), 'close() to resolve', 10_000)
+  const took = performance.now() - doneAt
+  t.ok(took >= DRAIN_GRACE_MS - 50 && took < DRAIN_GRACE_MS + 1000, `the client was cut ${took.toFixed(0)} ms after the stream's end`)
+  let received = ''
+  socket.setEncoding('utf8')
+  socket.on('data', (chunk: string) => { received += chunk })
+  socket.resume()
+  await waitFor(new Promise((resolve) => socket.once('close', resolve)), 'the client to see its connection end', 5000)
+  t.notMatch(received, /event: push-stream:end/, 'the last event never reached it')
 })
 
 t.test('a slow reader gets everything, in order, and the stream holds no more than maxBufferedBytes plus one item', async (t) => {
