@@ -32,8 +32,6 @@ export interface StreamRequest {
   channels: ReadonlySet<string>
   /** The id to resume after, as the client sent it; undefined for a fresh client. */
   lastEventId: string | undefined
-  /** True for the browser client (`?handshake=1`): it gets the opening block as an `OPEN_EVENT` it can read. */
-  handshake: boolean
   /** The client's address (`request.ip`). */
   address: string
   /** The request's logger (`request.log`, which carries its id): the stream's open and end are logged there at `debug`. */
@@ -277,15 +275,15 @@ export class Broker implements PushStreamApi {
   open (res: RawResponse, headers: OutgoingHttpHeaders, request: StreamRequest): void {
     // A client that left while the request was in hooks or authorize: its close event has already passed.
     if (isGone(res)) return
-    const { lastEventId, handshake } = request
+    const { lastEventId } = request
     const connection = this.#hub.open(res, headers, request)
     request.log.debug({ channels: [...request.channels], lastEventId }, 'fastify-push-stream: stream opened')
     const { retry, heartbeat } = this.#options
     // A fresh client learns where it starts, so a reconnect before its first event still resumes.
     const startId = lastEventId === undefined ? formatEventId(this.#engine.history.newest) : undefined
-    // Only the handshake's opening block is an event a client dispatches.
-    if (handshake) this.#hub.write(connection, encodeEvent({ retry, id: startId, event: OPEN_EVENT, data: JSON.stringify({ retry, heartbeat }) }), 1)
-    else this.#hub.write(connection, encodeControl({ retry, id: startId }), 0)
+    // The opening block is an event with data for every client: some (the `eventsource` package,
+    // `eventsource-client`) record no id from a block without data. Named, it reaches no `onmessage`.
+    this.#hub.write(connection, encodeEvent({ retry, id: startId, event: OPEN_EVENT, data: JSON.stringify({ retry, heartbeat }) }), 1)
     if (lastEventId === undefined) this.#hub.subscribe(connection)
     else this.#resume.start(connection, lastEventId)
   }

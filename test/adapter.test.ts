@@ -52,7 +52,7 @@ t.test('a client resumes on another instance, which asks the log for what its ow
   // B starts after e1..e3, so its local history holds none of them.
   const b = await startApp(t, { adapter: log.adapter() })
   const fresh = await openStream(`${b.url}/events`)
-  t.match(fresh.raw, /^retry: 3000\nid: 1-3\n\n/, 'a fresh client is told the log\'s newest id')
+  t.match(fresh.raw, /^retry: 3000\nid: 1-3\nevent: push-stream:open\ndata: \{"retry":3000,"heartbeat":15000\}\n\n/, 'a fresh client is told the log\'s newest id')
   const resumed = await openStream(`${b.url}/events`, { 'last-event-id': seen[0]?.id as string })
   await b.app.pushStream.publish('e4')
   t.same((await resumed.take(3)).map((e) => e.data), ['e2', 'e3', 'e4'], 'the missed events, then live ones, none twice')
@@ -97,7 +97,7 @@ t.test('a client that leaves, or a server that closes, while the log is asked: n
   await staying.ended
   release()
   await closing
-  t.match(staying.raw, /^retry: 3000\n\nretry: \d+\n\n$/, 'the opening block, then the last retry: nothing replayed after close')
+  t.match(staying.raw, /^retry: 3000\nevent: push-stream:open\ndata: \{"retry":3000,"heartbeat":15000\}\n\nretry: \d+\n\n$/, 'the opening block, then the last retry: nothing replayed after close')
 })
 
 t.test('events that arrive while the log is asked follow the replay, once each', async (t) => {

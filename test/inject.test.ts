@@ -2,7 +2,7 @@ import t from 'tap'
 import type { Readable } from 'node:stream'
 import Fastify from 'fastify'
 import { createParser, type EventSourceMessage } from 'eventsource-parser'
-import pushStream from '../lib/index.js'
+import pushStream, { OPEN_EVENT } from '../lib/index.js'
 import { LogCapture } from './helpers/log.js'
 import { openStream, startApp } from './helpers/sse.js'
 import { waitFor } from './helpers/wait.js'
@@ -12,7 +12,8 @@ function readInjected (body: Readable): { raw: () => string, events: EventSource
   let raw = ''
   const events: EventSourceMessage[] = []
   const decoder = new TextDecoder()
-  const parser = createParser({ onEvent: (event) => { events.push(event) } })
+  // The opening event aside, as an `onmessage` would have it.
+  const parser = createParser({ onEvent: (event) => { if (event.event !== OPEN_EVENT) events.push(event) } })
   body.on('data', (chunk: Buffer) => {
     const text = decoder.decode(chunk, { stream: true })
     raw += text
@@ -57,7 +58,7 @@ t.test('inject() with a timed source gets its events', async (t) => {
   const injected = readInjected(res.stream())
   t.teardown(() => res.stream().destroy())
   await waitFor(() => injected.events.length >= 3, 'three generated events')
-  t.match(injected.raw(), /^retry: 3000\nid: \d+-\d+\n\n/, 'the opening block first')
+  t.match(injected.raw(), /^retry: 3000\nid: \d+-\d+\nevent: push-stream:open\ndata: \{"retry":3000,"heartbeat":0\}\n\n/, 'the opening block first')
   const numbers = injected.events.map((e) => (JSON.parse(e.data) as { n: number }).n)
   t.same(numbers, numbers.map((_, i) => numbers[0] as number + i), 'then the generated events, in order')
 })

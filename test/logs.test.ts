@@ -45,7 +45,7 @@ t.test('a stream\'s open and end are logged at debug with the request id; the en
   t.equal(ended?.level, DEBUG, 'the end at debug')
   t.equal(ended?.reqId, opened?.reqId, 'with the same request id')
   t.equal(ended?.reason, 'client-closed')
-  t.equal(ended?.events, 3, 'events: the events written, each once, joined or not (the opening block is none)')
+  t.equal(ended?.events, 4, 'events: the events written, each once, joined or not, and the opening push-stream:open')
   t.equal(ended?.bytes, Buffer.byteLength(client.raw), 'bytes: every byte written after the headers')
   t.ok(typeof ended?.durationMs === 'number' && ended.durationMs >= 0 && ended.durationMs <= Date.now() - beforeOpen, 'with its duration in ms')
 })

@@ -5,6 +5,7 @@ import v8 from 'node:v8'
 import vm from 'node:vm'
 import { fileURLToPath } from 'node:url'
 import { createParser, type EventSourceMessage } from 'eventsource-parser'
+import { isAppEvent } from '../helpers/sse.js'
 import { waitFor } from '../helpers/wait.js'
 
 /**
@@ -83,7 +84,7 @@ export class LeanReader<T> {
 
   constructor (url: string, pick: (event: EventSourceMessage) => T, headers: Record<string, string> = {}) {
     const decoder = new TextDecoder()
-    const parser = createParser({ onEvent: (event) => { this.picked.push(pick(event)); this.#wake() } })
+    const parser = createParser({ onEvent: (event) => { if (isAppEvent(event)) this.picked.push(pick(event)); this.#wake() } })
     this.request = http.get(url, { agent: false, headers }, (res) => {
       res.on('data', (chunk: Buffer) => parser.feed(decoder.decode(chunk, { stream: true })))
       res.on('error', () => {})

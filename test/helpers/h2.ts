@@ -1,5 +1,6 @@
 import type http2 from 'node:http2'
 import { createParser, type EventSourceMessage } from 'eventsource-parser'
+import { isAppEvent } from './sse.js'
 
 /** One SSE stream on an HTTP/2 session: its response headers, the events and retries it parsed, and its end. */
 export function openH2Stream (session: http2.ClientHttp2Session, path: string, headers: Record<string, string> = {}) {
@@ -9,7 +10,7 @@ export function openH2Stream (session: http2.ClientHttp2Session, path: string, h
   const stream = session.request({ ':path': path, ...headers })
   const decoder = new TextDecoder()
   const parser = createParser({
-    onEvent: (event) => { events.push(event); wake() },
+    onEvent: (event) => { if (isAppEvent(event)) events.push(event); wake() },
     onRetry: (retry) => { retries.push(retry) }
   })
   const response = new Promise<http2.IncomingHttpHeaders>((resolve) => stream.once('response', resolve))

@@ -3,8 +3,16 @@ import { once } from 'node:events'
 import net from 'node:net'
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import { createParser, type EventSourceMessage } from 'eventsource-parser'
-import pushStream, { type PublishedEvent, type PushStreamOptions } from '../../lib/index.js'
+import pushStream, { OPEN_EVENT, type PublishedEvent, type PushStreamOptions } from '../../lib/index.js'
 import type { Teardown } from './teardown.js'
+
+/**
+ * False for a stream's opening event (`push-stream:open`): the readers here keep the
+ * events an application sees, as an `onmessage`, which a named event never reaches.
+ */
+export function isAppEvent (event: EventSourceMessage): boolean {
+  return event.event !== OPEN_EVENT
+}
 
 /** The id `publish` gave an event. */
 export async function idOf (published: Promise<PublishedEvent<unknown>>): Promise<string> {
@@ -37,6 +45,9 @@ export async function startApp (
  * SSE parser, keeping every event, comment and retry it saw, and the raw text.
  */
 export class StreamClient {
+  /** The stream's opening event (`push-stream:open`), kept apart: an `onmessage` never sees it. */
+  opening: EventSourceMessage | undefined
+  /** Every event after the opening one. */
   readonly events: EventSourceMessage[] = []
   readonly comments: string[] = []
   readonly retries: number[] = []
@@ -53,7 +64,11 @@ export class StreamClient {
   constructor (url: string, headers: Record<string, string> = {}) {
     const decoder = new TextDecoder()
     const parser = createParser({
-      onEvent: (event) => { this.events.push(event); this.#wake() },
+      onEvent: (event) => {
+        if (event.event === OPEN_EVENT && this.opening === undefined && this.events.length === 0) this.opening = event
+        else this.events.push(event)
+        this.#wake()
+      },
       onComment: (comment) => { this.comments.push(comment); this.#wake() },
       onRetry: (retry) => { this.retries.push(retry); this.#wake() }
     })
@@ -99,6 +114,12 @@ export class StreamClient {
   async opened (): Promise<this> {
     await this.until(() => this.status !== 0, 'headers')
     return this
+  }
+
+  /** Resolves with the opening event once it arrived. */
+  async open (): Promise<EventSourceMessage> {
+    await this.until(() => this.opening !== undefined, 'the opening event')
+    return this.opening as EventSourceMessage
   }
 
   /** Resolves with the first `n` events once they arrived. */
