@@ -26,6 +26,17 @@ export interface AdapterEvent {
 /** What the plugin asks an adapter to append. */
 export type AdapterMessage = Omit<AdapterEvent, 'id'>
 
+/** What may hold a publish back. */
+export interface PublishFence {
+  /**
+   * Append only while this instance holds the lease of this name (as `lease`
+   * took it), decided by the engine in the same step as the append; otherwise
+   * append nothing and reject with `FST_PUSH_STREAM_LEASE_LOST`. The plugin
+   * fences what its generator publishes with the generator's lease.
+   */
+  lease?: string
+}
+
 /** The logger an adapter reports through (Fastify's). */
 export interface AdapterLogger {
   info: (obj: object, msg: string) => void
@@ -58,7 +69,7 @@ export interface PushStreamAdapter {
    * through `deliver`, not through this call. Rejects with
    * `FST_PUSH_STREAM_ADAPTER_UNAVAILABLE` when the engine cannot be reached.
    */
-  publish: (message: AdapterMessage) => Promise<string>
+  publish: (message: AdapterMessage, fence?: PublishFence) => Promise<string>
   /**
    * The events after `lastId` up to and including `until`, oldest first, on
    * `channels` only; `null` when `lastId` is not an id the log can answer

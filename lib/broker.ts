@@ -161,9 +161,13 @@ export class Broker implements PushStreamApi {
       interval: options.interval,
       publish: (value) => {
         const { data, options } = sourceMessage(value)
-        return this.publish(data, options)
+        return this.#publish(data, options, this.#loop.timed)
       },
       onError: (err) => {
+        if ((err as { code?: unknown }).code === 'FST_PUSH_STREAM_LEASE_LOST') {
+          log.warn({ err }, 'fastify-push-stream: the generator\'s lease is no longer this instance\'s; it stops generating until it holds the lease again')
+          return
+        }
         log.error({ err: withoutRepeatedCause(err) }, 'fastify-push-stream: the generator could not publish a message; it goes on')
       },
       mayRun: () => engine.mayGenerate
@@ -186,10 +190,15 @@ export class Broker implements PushStreamApi {
   }
 
   publish<T>(data: T, options?: PublishOptions): Promise<PublishedEvent<T>> {
+    return this.#publish(data, options, false)
+  }
+
+  /** `publish`; a `generated` message (the timed source loop's) is stored only while this instance holds the generator's lease. */
+  #publish<T>(data: T, options: PublishOptions | undefined, generated: boolean): Promise<PublishedEvent<T>> {
     if (this.#closed) throw new FST_PUSH_STREAM_CLOSED()
     // Checked before anything asynchronous, so bad input throws alike with every engine.
     const message = prepareMessage(data, options, this.#options.serialize)
-    return this.#engine.append(message).then((id) => ({ id, event: message.event, channel: message.channel, data }))
+    return this.#engine.append(message, generated).then((id) => ({ id, event: message.event, channel: message.channel, data }))
   }
 
   async generate (): Promise<PublishedEvent | undefined> {

@@ -274,6 +274,17 @@ export const FST_PUSH_STREAM_PRODUCER_LOST = define(
   503
 )
 
+/**
+ * A publish fenced by a lease (the generator's) found that lease no longer this
+ * instance's: taken by another, or gone from the engine (a flush, a restart).
+ * Nothing was appended.
+ */
+export const FST_PUSH_STREAM_LEASE_LOST = define(
+  'FST_PUSH_STREAM_LEASE_LOST',
+  'The lease %s is no longer this instance\'s: nothing was appended',
+  503
+)
+
 /** A short text for an error message: the value's type and a bounded preview. */
 export function describe (value: unknown): string {
   if (typeof value === 'string') {

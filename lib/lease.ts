@@ -28,6 +28,11 @@ export class LeaseKeeper {
     return this.#held
   }
 
+  /** The engine found the lease no longer this instance's (a fenced publish was refused): not held until the next answer says so. */
+  lost (): void {
+    this.#held = false
+  }
+
   /** Asks at once, then every `LEASE_RENEW_MS`; resolves after the first answer. */
   async start (): Promise<void> {
     await this.#ask()

@@ -24,9 +24,11 @@ export interface Engine {
   /**
    * Gives `message` its id and stores it; resolves with the id. The event
    * reaches this instance's subscribers through the engine's `deliver`, not
-   * through this call.
+   * through this call. A `generated` message (the source loop's, while it
+   * runs by its timer) is stored only while this instance holds the
+   * generator's lease; else the promise rejects with `FST_PUSH_STREAM_LEASE_LOST`.
    */
-  append: (message: OutgoingMessage) => Promise<string>
+  append: (message: OutgoingMessage, generated?: boolean) => Promise<string>
   /**
    * The events on `channels` after `lastId` up to `until` that history no
    * longer holds: `null` (at once) when there is nowhere else to look, else a

@@ -63,11 +63,16 @@ export class SharedEngine implements Engine {
   }
 
   /** Stores the event in the log; it reaches subscribers, here too, when the adapter delivers it back. */
-  async append ({ event, channel, text }: OutgoingMessage): Promise<string> {
+  async append ({ event, channel, text }: OutgoingMessage, generated = false): Promise<string> {
     let id: string
     try {
-      id = await this.#adapter.publish({ channel, event, data: text })
+      // What the generator makes is stored only while this instance holds its lease, checked by the adapter as it stores.
+      id = await this.#adapter.publish({ channel, event, data: text }, generated ? { lease: SOURCE_LEASE } : undefined)
     } catch (error) {
+      if ((error as { code?: unknown }).code === 'FST_PUSH_STREAM_LEASE_LOST') {
+        this.#lease.lost()
+        throw error
+      }
       throw unavailable(error)
     }
     this.#published++

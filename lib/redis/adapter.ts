@@ -6,11 +6,12 @@
  * again; `lease` never rejects.
  */
 import type { Redis } from 'ioredis'
-import type { AdapterContext, AdapterEvent, AdapterMessage, AdapterRecordings, PushStreamAdapter } from '../adapter.js'
-import { FST_PUSH_STREAM_ADAPTER_UNAVAILABLE, FST_PUSH_STREAM_INVALID_OPTION, errorMessage } from '../errors.js'
+import type { AdapterContext, AdapterEvent, AdapterMessage, AdapterRecordings, PublishFence, PushStreamAdapter } from '../adapter.js'
+import { FST_PUSH_STREAM_ADAPTER_UNAVAILABLE, FST_PUSH_STREAM_INVALID_OPTION, FST_PUSH_STREAM_LEASE_LOST, errorMessage } from '../errors.js'
 import { RedisConnections, type Call } from './connections.js'
 import { START_ID, toEvents, toFields } from './entries.js'
 import { RedisLeases } from './leases.js'
+import { FENCED_APPEND } from './scripts.js'
 import type { RedisConnection, ResolvedRedisOptions } from './options.js'
 import { entriesAfter } from './replay.js'
 import { StreamTail } from './tail.js'
@@ -82,13 +83,24 @@ export class RedisStreamAdapter implements PushStreamAdapter {
     return lastId
   }
 
-  async publish (message: AdapterMessage): Promise<string> {
+  async publish (message: AdapterMessage, fence: PublishFence = {}): Promise<string> {
     const { key, maxLength } = this.#options
+    const { lease } = fence
+    let id: string | null
     try {
-      return await this.#call((client) => client.xadd(key, 'MAXLEN', '~', maxLength, '*', ...toFields(message))) as string
+      if (lease === undefined) {
+        id = await this.#call((client) => client.xadd(key, 'MAXLEN', '~', maxLength, '*', ...toFields(message)))
+      } else {
+        // The lease is checked and the entry appended in one step: no other instance can take the lease between them.
+        const [leaseKey, token] = this.#leases.fence(lease)
+        id = await this.#call((client) => client.eval(FENCED_APPEND, 2, key, leaseKey, token, maxLength, ...toFields(message))) as string | null
+      }
     } catch (error) {
       throw new FST_PUSH_STREAM_ADAPTER_UNAVAILABLE(errorMessage(error), { cause: error })
     }
+    if (id !== null) return id
+    this.#leases.lost(lease as string)
+    throw new FST_PUSH_STREAM_LEASE_LOST(lease)
   }
 
   async replay (lastId: string, until: string, channels: ReadonlySet<string>): Promise<AdapterEvent[] | null> {

@@ -39,6 +39,16 @@ export class RedisLeases {
     return held
   }
 
+  /** The key of the lease `name` and the token that holds it when it is this instance's: what a fenced append checks. */
+  fence (name: string): [key: string, token: string] {
+    return [this.#leaseKey(name), this.#token]
+  }
+
+  /** A fenced append found the lease `name` not this instance's: nothing to give back at close. */
+  lost (name: string): void {
+    this.#held.delete(name)
+  }
+
   /** Gives back every lease still held, as far as Redis answers; one it cannot reach expires on its own. */
   async releaseAll (): Promise<void> {
     await Promise.all([...this.#held].map(async (name) => {

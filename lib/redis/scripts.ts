@@ -19,6 +19,15 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0`
 
+/**
+ * Appends to the stream `KEYS[1]` (trimmed to about `ARGV[2]` entries) the
+ * fields `ARGV[3..]`, only while token `ARGV[1]` holds the lease `KEYS[2]`;
+ * answers the new id, or false when the lease is not the token's.
+ */
+export const FENCED_APPEND = `
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then return false end
+return redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', unpack(ARGV, 3))`
+
 /** Deletes the lease `KEYS[1]` only while token `ARGV[1]` still holds it (it may have expired and been taken). */
 export const RELEASE = `
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end

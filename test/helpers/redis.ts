@@ -1,3 +1,4 @@
+import { spawn, type ChildProcess } from 'node:child_process'
 import net from 'node:net'
 import { randomUUID } from 'node:crypto'
 import { Redis } from 'ioredis'
@@ -229,4 +230,79 @@ export class RedisProxy {
       })
     }
   }
+}
+
+/**
+ * A redis-server of the test's own, on a free port, keeping nothing on disk:
+ * for the tests that flush, stop or freeze Redis, which must never touch the
+ * shared one. Stopped by its pid in teardown.
+ */
+export class OwnRedis {
+  readonly port: number
+  readonly #process: ChildProcess
+
+  private constructor (port: number, child: ChildProcess) {
+    this.port = port
+    this.#process = child
+  }
+
+  static async start (t: Teardown): Promise<OwnRedis> {
+    const port = await freePort()
+    const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: ['ignore', 'pipe', 'inherit'] })
+    const redis = new OwnRedis(port, child)
+    t.teardown(() => redis.stop())
+    // Ready when it says so; failing if it exits first.
+    await new Promise<void>((resolve, reject) => {
+      let said = ''
+      child.stdout?.on('data', (chunk: Buffer) => {
+        said += chunk.toString()
+        if (said.includes('Ready to accept connections')) resolve()
+      })
+      child.once('exit', (code) => reject(new Error(`redis-server on port ${port} exited (${code}): ${said.slice(-500)}`)))
+    })
+    child.stdout?.resume()
+    return redis
+  }
+
+  get url (): string {
+    return `redis://127.0.0.1:${this.port}`
+  }
+
+  /** FLUSHALL: every key gone, the leases with them. */
+  async flushAll (): Promise<void> {
+    const client = new Redis(this.url)
+    try {
+      await client.flushall()
+    } finally {
+      client.disconnect()
+    }
+  }
+
+  /** SIGSTOP: the server keeps its connections but answers nothing. */
+  freeze (): void {
+    this.#process.kill('SIGSTOP')
+  }
+
+  /** SIGCONT after `freeze()`. */
+  thaw (): void {
+    this.#process.kill('SIGCONT')
+  }
+
+  async stop (): Promise<void> {
+    const child = this.#process
+    if (child.exitCode !== null || child.signalCode !== null) return
+    const exited = new Promise((resolve) => child.once('exit', resolve))
+    child.kill('SIGCONT')
+    child.kill('SIGKILL')
+    await exited
+  }
+}
+
+/** A TCP port nothing listens on (just now). */
+async function freePort (): Promise<number> {
+  const server = net.createServer()
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address() as net.AddressInfo
+  await new Promise((resolve) => server.close(resolve))
+  return port
 }
