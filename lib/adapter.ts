@@ -26,7 +26,7 @@ export interface AdapterEvent {
 /** What the plugin asks an adapter to append. */
 export type AdapterMessage = Omit<AdapterEvent, 'id'>
 
-/** What may hold a publish back. */
+/** How an append is shaped beyond its message. */
 export interface PublishFence {
   /**
    * Append only while this instance holds the lease of this name (as `lease`
@@ -35,6 +35,14 @@ export interface PublishFence {
    * fences what its generator publishes with the generator's lease.
    */
   lease?: string
+  /**
+   * Store the message once per key within `idempotencyWindow` ms: a publish
+   * with a key already used resolves with the id the first one got and
+   * appends nothing, decided by the engine in the same step as the append.
+   */
+  idempotencyKey?: string
+  /** How long, in milliseconds, an `idempotencyKey` is remembered (given with it). */
+  idempotencyWindow?: number
 }
 
 /** The logger an adapter reports through (Fastify's). */
@@ -67,7 +75,9 @@ export interface PushStreamAdapter {
    * Appends one event to the log and resolves with its id once it is stored.
    * The event reaches subscribers (on every instance, this one included)
    * through `deliver`, not through this call. Rejects with
-   * `FST_PUSH_STREAM_ADAPTER_UNAVAILABLE` when the engine cannot be reached.
+   * `FST_PUSH_STREAM_ADAPTER_UNAVAILABLE` when the message was not sent (the
+   * engine cannot be reached), and with `FST_PUSH_STREAM_PUBLISH_UNCONFIRMED`
+   * when it was sent and not answered in time (it may have been stored).
    */
   publish: (message: AdapterMessage, fence?: PublishFence) => Promise<string>
   /**

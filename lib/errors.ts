@@ -285,6 +285,18 @@ export const FST_PUSH_STREAM_LEASE_LOST = define(
   503
 )
 
+/**
+ * A publish was sent to the engine and not answered in time (Redis frozen,
+ * overloaded, or the connection lost with the command in flight): it may have
+ * been stored, and then every client gets it. Not `ADAPTER_UNAVAILABLE`, which
+ * means nothing was sent: retry this one with the same `idempotencyKey`.
+ */
+export const FST_PUSH_STREAM_PUBLISH_UNCONFIRMED = define(
+  'FST_PUSH_STREAM_PUBLISH_UNCONFIRMED',
+  'The event was sent to the engine but not confirmed (%s): it may have been stored. Publish it again with the same idempotencyKey to have it stored once',
+  503
+)
+
 /** A short text for an error message: the value's type and a bounded preview. */
 export function describe (value: unknown): string {
   if (typeof value === 'string') {

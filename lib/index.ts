@@ -103,6 +103,7 @@ export type {
   PushStreamStats
 } from './broker.js'
 export { randomMessages, type RandomMessage } from './random-source.js'
+export { IDEMPOTENCY_WINDOW_MS } from './message.js'
 export type { SourceContext, SourceIterable, StreamSource } from './source-stream.js'
 export type { StreamEvent }
 export type { StreamOptions }

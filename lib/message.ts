@@ -19,7 +19,20 @@ export interface PublishOptions {
   event?: string
   /** The channel to publish on. Default `'default'`. */
   channel?: string
+  /**
+   * Makes a retry safe: a publish with a key already used within
+   * `IDEMPOTENCY_WINDOW_MS` (10 minutes) stores nothing and resolves with the
+   * id the first one got. Decided by the engine as it stores (in Redis, in the
+   * script that appends). 1 to 200 characters.
+   */
+  idempotencyKey?: string
 }
+
+/** How long an `idempotencyKey` is remembered after the publish that first used it. */
+export const IDEMPOTENCY_WINDOW_MS = 10 * 60 * 1000
+
+/** The longest `idempotencyKey`. */
+const MAX_IDEMPOTENCY_KEY = 200
 
 /** An event checked and serialized, ready for an engine to give it an id. */
 export interface OutgoingMessage {
@@ -27,10 +40,12 @@ export interface OutgoingMessage {
   channel: string
   /** The `data:` text. */
   text: string
+  /** Given: a publish with the same key within `IDEMPOTENCY_WINDOW_MS` is stored once. */
+  idempotencyKey?: string | undefined
 }
 
 /** The keys `publish` accepts in its options. */
-const PUBLISH_OPTION_KEYS: ReadonlySet<string> = new Set<keyof PublishOptions>(['event', 'channel'])
+const PUBLISH_OPTION_KEYS: ReadonlySet<string> = new Set<keyof PublishOptions>(['event', 'channel', 'idempotencyKey'])
 
 const UTF8 = new TextDecoder()
 
@@ -41,6 +56,10 @@ function assertPublishOptions (options: unknown): asserts options is PublishOpti
   }
   for (const key of Object.keys(options)) {
     if (!PUBLISH_OPTION_KEYS.has(key)) throw new FST_PUSH_STREAM_INVALID_PUBLISH_OPTIONS(`an object with the unknown key ${describe(key)}`)
+  }
+  const { idempotencyKey } = options as PublishOptions
+  if (idempotencyKey !== undefined && (typeof idempotencyKey !== 'string' || idempotencyKey.length === 0 || idempotencyKey.length > MAX_IDEMPOTENCY_KEY)) {
+    throw new FST_PUSH_STREAM_INVALID_PUBLISH_OPTIONS(`an idempotencyKey of ${describe(idempotencyKey)}, not a string of 1 to ${MAX_IDEMPOTENCY_KEY} characters`)
   }
 }
 
@@ -68,7 +87,7 @@ export function prepareMessage (data: unknown, options: PublishOptions = {}, ser
   if (event !== undefined) assertEventName(event)
   const channel = options.channel ?? DEFAULT_CHANNEL
   assertChannel(channel)
-  return { event, channel, text: dataText(data, serialize) }
+  return { event, channel, text: dataText(data, serialize), idempotencyKey: options.idempotencyKey }
 }
 
 /**

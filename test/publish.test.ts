@@ -23,6 +23,25 @@ const engines: Array<{ name: string, skip: string | false, options: (t: Teardown
 ]
 
 for (const engine of engines) {
+  t.test(`with ${engine.name}: a publish with an idempotencyKey already used stores nothing and resolves with the first one's id`, { skip: engine.skip }, async (t) => {
+    const { app, url } = await startApp(t, await engine.options(t))
+    const client = await openStream(`${url}/events`)
+    t.teardown(() => client.close())
+    const first = await app.pushStream.publish({ order: 1 }, { idempotencyKey: 'order-1' })
+    const retried = await app.pushStream.publish({ order: 1 }, { idempotencyKey: 'order-1' })
+    t.equal(retried.id, first.id, 'the retry is answered with the first one\'s id')
+    const other = await app.pushStream.publish({ order: 2 }, { idempotencyKey: 'order-2' })
+    t.not(other.id, first.id, 'another key is another event')
+    await client.take(2)
+    await app.pushStream.publish('last')
+    await client.take(3)
+    t.same(client.events.map((event) => event.data), ['{"order":1}', '{"order":2}', 'last'], 'each stored once')
+    for (const key of ['', 'k'.repeat(201), 42]) {
+      t.throws(() => app.pushStream.publish('x', { idempotencyKey: key as string }), { code: 'FST_PUSH_STREAM_INVALID_PUBLISH_OPTIONS', message: /idempotencyKey/ }, `${JSON.stringify(key).slice(0, 12)}: refused at once`)
+    }
+    t.match(await app.pushStream.publish('x', { idempotencyKey: 'k'.repeat(200) }), { id: /^\d+-\d+$/ }, '200 characters are accepted')
+  })
+
   t.test(`with ${engine.name}: publish returns a promise of the event; bad input throws at once, the same named errors`, { skip: engine.skip }, async (t) => {
     const { app, url } = await startApp(t, await engine.options(t))
     const client = await openStream(`${url}/events?channel=room-1`)

@@ -1,5 +1,6 @@
 import { EventHistory, type HistoryEntry } from '../history.js'
-import type { OutgoingMessage } from '../message.js'
+import { IDEMPOTENCY_WINDOW_MS, type OutgoingMessage } from '../message.js'
+import { RecentKeys } from '../recent-keys.js'
 import { encodeEvent } from '../wire/encoder.js'
 import { EventIdClock, formatEventId } from '../wire/event-id.js'
 import type { Engine } from './engine.js'
@@ -13,6 +14,8 @@ export class LocalEngine implements Engine {
   readonly #clock = new EventIdClock()
   readonly history: EventHistory
   readonly #deliver: (entry: HistoryEntry) => void
+  /** The idempotency keys of the last `IDEMPOTENCY_WINDOW_MS`, with the ids they were stored under. */
+  readonly #keys = new RecentKeys(IDEMPOTENCY_WINDOW_MS)
   #published = 0
 
   constructor (historySize: number, deliver: (entry: HistoryEntry) => void) {
@@ -31,9 +34,14 @@ export class LocalEngine implements Engine {
 
   async start (): Promise<void> {}
 
-  append ({ event, channel, text }: OutgoingMessage): Promise<string> {
+  append ({ event, channel, text, idempotencyKey }: OutgoingMessage): Promise<string> {
+    if (idempotencyKey !== undefined) {
+      const first = this.#keys.find(idempotencyKey)
+      if (first !== undefined) return Promise.resolve(first)
+    }
     const id = this.#clock.next()
     const idText = formatEventId(id)
+    if (idempotencyKey !== undefined) this.#keys.remember(idempotencyKey, idText)
     this.#published++
     this.#deliver({ id, idText, channel, event, data: text, frame: encodeEvent({ id: idText, event, data: text }) })
     return Promise.resolve(idText)

@@ -2,7 +2,7 @@ import type { AdapterEvent, AdapterLogger, PushStreamAdapter } from '../adapter.
 import { FST_PUSH_STREAM_ADAPTER_UNAVAILABLE, FST_PUSH_STREAM_INVALID_OPTION, describe, errorMessage } from '../errors.js'
 import { EventHistory, type HistoryEntry } from '../history.js'
 import { LeaseKeeper } from '../lease.js'
-import type { OutgoingMessage } from '../message.js'
+import { IDEMPOTENCY_WINDOW_MS, type OutgoingMessage } from '../message.js'
 import { encodeEvent } from '../wire/encoder.js'
 import { compareEventIds, formatEventId, parseEventId, type EventId } from '../wire/event-id.js'
 import { isValidChannel } from '../wire/protocol.js'
@@ -63,11 +63,14 @@ export class SharedEngine implements Engine {
   }
 
   /** Stores the event in the log; it reaches subscribers, here too, when the adapter delivers it back. */
-  async append ({ event, channel, text }: OutgoingMessage, generated = false): Promise<string> {
+  async append ({ event, channel, text, idempotencyKey }: OutgoingMessage, generated = false): Promise<string> {
     let id: string
     try {
       // What the generator makes is stored only while this instance holds its lease, checked by the adapter as it stores.
-      id = await this.#adapter.publish({ channel, event, data: text }, generated ? { lease: SOURCE_LEASE } : undefined)
+      const shape = generated
+        ? { lease: SOURCE_LEASE }
+        : idempotencyKey === undefined ? undefined : { idempotencyKey, idempotencyWindow: IDEMPOTENCY_WINDOW_MS }
+      id = await this.#adapter.publish({ channel, event, data: text }, shape)
     } catch (error) {
       if ((error as { code?: unknown }).code === 'FST_PUSH_STREAM_LEASE_LOST') {
         this.#lease.lost()
@@ -129,8 +132,11 @@ export class SharedEngine implements Engine {
   }
 }
 
-/** The adapter's failure as `FST_PUSH_STREAM_ADAPTER_UNAVAILABLE`: the one place an engine's error is named, never twice. */
+/** The errors an adapter names itself: passed on as they are. */
+const NAMED_BY_ADAPTERS: ReadonlySet<unknown> = new Set(['FST_PUSH_STREAM_ADAPTER_UNAVAILABLE', 'FST_PUSH_STREAM_PUBLISH_UNCONFIRMED'])
+
+/** The adapter's failure as `FST_PUSH_STREAM_ADAPTER_UNAVAILABLE`, unless it named it: the one place an engine's error is named, never twice. */
 function unavailable (error: unknown): unknown {
-  if ((error as { code?: unknown }).code === 'FST_PUSH_STREAM_ADAPTER_UNAVAILABLE') return error
+  if (NAMED_BY_ADAPTERS.has((error as { code?: unknown }).code)) return error
   return new FST_PUSH_STREAM_ADAPTER_UNAVAILABLE(errorMessage(error), { cause: error })
 }

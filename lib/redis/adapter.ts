@@ -7,11 +7,12 @@
  */
 import type { Redis } from 'ioredis'
 import type { AdapterContext, AdapterEvent, AdapterMessage, AdapterRecordings, PublishFence, PushStreamAdapter } from '../adapter.js'
-import { FST_PUSH_STREAM_ADAPTER_UNAVAILABLE, FST_PUSH_STREAM_INVALID_OPTION, FST_PUSH_STREAM_LEASE_LOST, errorMessage } from '../errors.js'
-import { RedisConnections, type Call } from './connections.js'
+import { FST_PUSH_STREAM_ADAPTER_UNAVAILABLE, FST_PUSH_STREAM_INVALID_OPTION, FST_PUSH_STREAM_LEASE_LOST, FST_PUSH_STREAM_PUBLISH_UNCONFIRMED, errorMessage } from '../errors.js'
+import { NotSent, RedisConnections, sentUnanswered, type Call } from './connections.js'
 import { START_ID, toEvents, toFields } from './entries.js'
 import { RedisLeases } from './leases.js'
-import { FENCED_APPEND } from './scripts.js'
+import { FENCED_APPEND, IDEMPOTENT_APPEND } from './scripts.js'
+import { IDEMPOTENCY_WINDOW_MS } from '../message.js'
 import type { RedisConnection, ResolvedRedisOptions } from './options.js'
 import { entriesAfter } from './replay.js'
 import { StreamTail } from './tail.js'
@@ -38,10 +39,10 @@ export class RedisStreamAdapter implements PushStreamAdapter {
   readonly #call: Call = async (run) => {
     const client = this.#commands
     if (this.#state !== 'started' || client === undefined) {
-      throw new Error(`the Redis adapter is ${this.#state === 'closed' ? 'closed' : 'not started'}`)
+      throw new NotSent(`the Redis adapter is ${this.#state === 'closed' ? 'closed' : 'not started'}`)
     }
-    if (client.status !== 'ready') throw new Error(`the Redis connection is ${client.status}`)
-    return await this.#connections.bounded(run(client))
+    if (client.status !== 'ready') throw new NotSent(`the Redis connection is ${client.status}`)
+    return await this.#connections.answer(run(client))
   }
 
   /**
@@ -61,6 +62,7 @@ export class RedisStreamAdapter implements PushStreamAdapter {
     this.#state = 'started'
     const { key } = this.#options
     const connections = this.#connections
+    connections.logTo(context.log)
     let commands: Redis
     let reader: Redis
     let lastId: string
@@ -83,19 +85,26 @@ export class RedisStreamAdapter implements PushStreamAdapter {
     return lastId
   }
 
-  async publish (message: AdapterMessage, fence: PublishFence = {}): Promise<string> {
+  async publish (message: AdapterMessage, shape: PublishFence = {}): Promise<string> {
     const { key, maxLength } = this.#options
-    const { lease } = fence
+    const { lease, idempotencyKey, idempotencyWindow = IDEMPOTENCY_WINDOW_MS } = shape
     let id: string | null
     try {
-      if (lease === undefined) {
-        id = await this.#call((client) => client.xadd(key, 'MAXLEN', '~', maxLength, '*', ...toFields(message)))
-      } else {
+      if (lease !== undefined) {
         // The lease is checked and the entry appended in one step: no other instance can take the lease between them.
         const [leaseKey, token] = this.#leases.fence(lease)
         id = await this.#call((client) => client.eval(FENCED_APPEND, 2, key, leaseKey, token, maxLength, ...toFields(message))) as string | null
+      } else if (idempotencyKey !== undefined) {
+        // Whether the key was seen, and the append, in one step: two retries at once store one event.
+        id = await this.#call((client) => client.eval(IDEMPOTENT_APPEND, 2, key, `${key}:published:${idempotencyKey}`, idempotencyWindow, maxLength, ...toFields(message))) as string
+      } else {
+        id = await this.#call((client) => client.xadd(key, 'MAXLEN', '~', maxLength, '*', ...toFields(message)))
       }
     } catch (error) {
+      // Sent and not answered (in time, or before the connection dropped): Redis may have stored it.
+      if (sentUnanswered(error)) {
+        throw new FST_PUSH_STREAM_PUBLISH_UNCONFIRMED(errorMessage(error), { cause: error })
+      }
       throw new FST_PUSH_STREAM_ADAPTER_UNAVAILABLE(errorMessage(error), { cause: error })
     }
     if (id !== null) return id

@@ -11,6 +11,22 @@ import { Redis, type RedisOptions } from 'ioredis'
 import type { AdapterLogger } from '../adapter.js'
 import type { RedisConnection } from './options.js'
 
+/** A command that was never sent: the connection was not ready for it. Nothing of it reached Redis. */
+export class NotSent extends Error {}
+
+/** A command that was sent and not answered within `commandTimeout`: Redis may still carry it out. */
+export class NoAnswer extends Error {}
+
+/**
+ * True when `error` says a command was sent and no answer came: not in time
+ * (`NoAnswer`), or not before the connection dropped (ioredis then fails what
+ * it had sent, having retried nothing: `maxRetriesPerRequest` is 0, or the
+ * client was closed). Redis may have carried it out.
+ */
+export function sentUnanswered (error: unknown): boolean {
+  return error instanceof NoAnswer || (error as Error).name === 'MaxRetriesPerRequestError' || (error as Error).message === 'Connection is closed.'
+}
+
 /** Runs one command on the command connection, bounded in time; rejects when it cannot be sent. */
 export type Call = <T>(run: (client: Redis) => Promise<T>) => Promise<T>
 
@@ -49,6 +65,10 @@ export class RedisConnections {
   /** When the current outage began (`Date.now()`). */
   #downSince = 0
   #lastError: (Error & { code?: unknown }) | undefined
+  /** Where silences and answers are reported: the adapter's context's logger, given at start. */
+  #log!: AdapterLogger
+  /** When commands began to go unanswered (`Date.now()`); 0 while Redis answers. */
+  #silentSince = 0
 
   /**
    * @param connection where to connect, as `redisAdapter` was given it.
@@ -68,6 +88,11 @@ export class RedisConnections {
 
   readonly #onError = (error: Error): void => {
     this.#lastError = error
+  }
+
+  /** Reports through `log` from now on: called first thing at start. */
+  logTo (log: AdapterLogger): void {
+    this.#log = log
   }
 
   /** The app's client for commands, or a connection of the adapter's own; the reader is always its own. */
@@ -126,13 +151,38 @@ export class RedisConnections {
     const ms = this.#commandTimeout
     let timer: NodeJS.Timeout | undefined
     const timeout = new Promise<never>((_resolve, reject) => {
-      timer = setTimeout(() => reject(new Error(`no answer from Redis within ${ms} ms`)), ms)
+      timer = setTimeout(() => reject(new NoAnswer(`no answer from Redis within ${ms} ms`)), ms)
     })
     try {
       return await Promise.race([promise, timeout])
     } finally {
       clearTimeout(timer)
     }
+  }
+
+  /**
+   * A command's answer, bounded by `commandTimeout`. Redis going silent (a
+   * command sent and not answered in time: frozen, overloaded) is logged once,
+   * and so is the first answer after it, even one that comes after its caller
+   * gave up on it.
+   */
+  async answer<T> (sent: Promise<T>): Promise<T> {
+    sent.then(this.#answered, this.#answered)
+    try {
+      return await this.bounded(sent)
+    } catch (error) {
+      if (error instanceof NoAnswer && this.#silentSince === 0) {
+        this.#silentSince = Date.now()
+        this.#log.warn({ key: this.#key, commandTimeout: this.#commandTimeout }, 'fastify-push-stream: Redis did not answer within commandTimeout; what was sent may still be carried out')
+      }
+      throw error
+    }
+  }
+
+  readonly #answered = (): void => {
+    if (this.#silentSince === 0) return
+    this.#log.info({ key: this.#key, silentMs: Date.now() - this.#silentSince }, 'fastify-push-stream: Redis answers again')
+    this.#silentSince = 0
   }
 
   /** Stops watching and drops the connections the adapter opened; the app's client is left as it is. */

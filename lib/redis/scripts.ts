@@ -28,6 +28,19 @@ export const FENCED_APPEND = `
 if redis.call('GET', KEYS[2]) ~= ARGV[1] then return false end
 return redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', unpack(ARGV, 3))`
 
+/**
+ * Appends to the stream `KEYS[1]` (trimmed to about `ARGV[2]` entries) the
+ * fields `ARGV[3..]` unless the idempotency key's record `KEYS[2]` exists;
+ * answers the id the key was first stored under, or the new id, which the
+ * record then keeps for `ARGV[1]` milliseconds.
+ */
+export const IDEMPOTENT_APPEND = `
+local first = redis.call('GET', KEYS[2])
+if first then return first end
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', unpack(ARGV, 3))
+redis.call('SET', KEYS[2], id, 'PX', ARGV[1])
+return id`
+
 /** Deletes the lease `KEYS[1]` only while token `ARGV[1]` still holds it (it may have expired and been taken). */
 export const RELEASE = `
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end

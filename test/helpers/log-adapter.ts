@@ -1,4 +1,4 @@
-import type { AdapterContext, AdapterEvent, AdapterMessage, PushStreamAdapter } from '../../lib/adapter.js'
+import type { AdapterContext, AdapterEvent, AdapterMessage, PublishFence, PushStreamAdapter } from '../../lib/adapter.js'
 
 /**
  * A shared log in this process that several app instances can use through
@@ -12,6 +12,8 @@ export class SharedLog {
   readonly leases = new Map<string, { holder: object, until: number }>()
   readonly #readers = new Set<AdapterContext>()
   readonly #capacity: number
+  /** The idempotency keys used, with the ids of the events they stored. */
+  readonly #keys = new Map<string, string>()
   #seq = 0
   #trimmed = false
   /** While set, publish, replay and lease reject with it (the engine is unreachable). */
@@ -57,9 +59,13 @@ export class SharedLog {
         log.#readers.add(context)
         return log.events.at(-1)?.id ?? '0-0'
       },
-      async publish (message: AdapterMessage) {
+      async publish (message: AdapterMessage, shape: PublishFence = {}) {
         check()
+        // An idempotency key already used answers with its first id (this log keeps keys for good).
+        const first = shape.idempotencyKey === undefined ? undefined : log.#keys.get(shape.idempotencyKey)
+        if (first !== undefined) return first
         const event = { id: `1-${++log.#seq}`, ...message }
+        if (shape.idempotencyKey !== undefined) log.#keys.set(shape.idempotencyKey, event.id)
         log.events.push(event)
         if (log.events.length > log.#capacity) {
           log.events.shift()

@@ -1,6 +1,7 @@
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'
 import type { PushStreamOptions } from '../../lib/index.js'
+import { LogCapture } from '../helpers/log.js'
 import { StreamClient, openStream, startApp } from '../helpers/sse.js'
 import type { Teardown } from '../helpers/teardown.js'
 import { waitFor } from '../helpers/wait.js'
@@ -140,12 +141,17 @@ t.test('publish while Redis is away rejects with the named error; the streams st
   const key = testKey(t)
   const proxy = await RedisProxy.start(t)
   const { redisAdapter } = await loadRedisAdapter()
-  const { app, url } = await startApp(t, { adapter: redisAdapter({ url: proxy.url }, { key }) })
+  const log = new LogCapture()
+  const { app, url } = await startApp(t, { adapter: redisAdapter({ url: proxy.url }, { key }) }, undefined, { logger: log.logger })
   const client = await openStream(`${url}/events`)
   t.teardown(() => client.close())
   await app.pushStream.publish('before')
   await client.take(1)
   proxy.cut()
+  // Sent in the same moment, before the adapter knows: its answer can no longer come, so its outcome is unknown.
+  await t.rejects(Promise.resolve(app.pushStream.publish('cut')), { code: 'FST_PUSH_STREAM_PUBLISH_UNCONFIRMED', message: /max retries/ })
+  // Once the adapter knows Redis is away, nothing is sent: the publish is refused as not stored.
+  await waitFor(() => log.lines.some((line) => /lost the connection to Redis/.test(line.msg)), 'the outage to be noticed')
   await t.rejects(Promise.resolve(app.pushStream.publish('during')), { code: 'FST_PUSH_STREAM_ADAPTER_UNAVAILABLE' })
   t.equal(client.isEnded, false, 'the stream is still open')
   proxy.restore()
