@@ -2,91 +2,13 @@
 // the app process is stopped and a new one starts 2 s later, while nginx answers 502.
 // Half the tabs use each transport. Every tab must come back to `open` and get every event once, in order, including the
 // one published before any tab was back (replayed from history kept in Redis).
-import { spawn } from 'node:child_process'
-import { existsSync } from 'node:fs'
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
-import net from 'node:net'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import t from 'tap'
 import { browserMissing } from '../browser/helpers.js'
-import type { Teardown } from '../helpers/teardown.js'
 import { prepareAppProcess, startAppProcess } from './helpers.js'
+import { freePort, nginxMissing, recommendedLocation, startNginx } from './nginx.js'
 
-const NGINX_PATH = process.env.NGINX_PATH ?? '/usr/sbin/nginx'
 const TABS = 12
 const DOWNTIME = 2000
-
-/** Why this test cannot run here, or undefined; with BROWSER_REQUIRED=1 or PROXY_REQUIRED=1 a missing nginx fails instead. */
-function nginxMissing (): string | undefined {
-  if (existsSync(NGINX_PATH)) return undefined
-  const why = `nginx not found at ${NGINX_PATH}: apt-get install -y nginx-light (or nginx), or set NGINX_PATH`
-  if (process.env.BROWSER_REQUIRED === '1' || process.env.PROXY_REQUIRED === '1') throw new Error(why)
-  return why
-}
-
-/** A port nobody listens on now. */
-async function freePort (): Promise<number> {
-  const server = net.createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const port = (server.address() as net.AddressInfo).port
-  await new Promise((resolve) => server.close(resolve))
-  return port
-}
-
-/** Resolves once something accepts connections on `port`. */
-async function listening (port: number, timeout = 10000): Promise<void> {
-  const deadline = Date.now() + timeout
-  for (;;) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const socket = net.connect(port, '127.0.0.1', () => { socket.destroy(); resolve(true) })
-      socket.on('error', () => resolve(false))
-    })
-    if (ok) return
-    if (Date.now() > deadline) throw new Error(`nothing listens on ${port} within ${timeout} ms`)
-    await new Promise((resolve) => setTimeout(resolve, 20))
-  }
-}
-
-/** nginx in the foreground with the config of docs/scaling.md in front of `appPort`; stopped in teardown. */
-async function startNginx (t: Teardown, appPort: number): Promise<number> {
-  const dir = await mkdtemp(join(tmpdir(), 'push-stream-nginx-'))
-  const port = await freePort()
-  const temp = ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((name) => `${name}_temp_path ${dir}/${name};`).join('\n  ')
-  await writeFile(join(dir, 'nginx.conf'), `daemon off;
-master_process off;
-worker_processes 1;
-pid ${dir}/nginx.pid;
-error_log ${dir}/error.log warn;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  ${temp}
-  server {
-    listen 127.0.0.1:${port};
-    location / {
-      proxy_pass http://127.0.0.1:${appPort};
-      proxy_http_version 1.1;
-      proxy_set_header Connection '';
-      proxy_buffering off;
-      proxy_cache off;
-      proxy_read_timeout 1h;
-    }
-  }
-}
-`)
-  const child = spawn(NGINX_PATH, ['-p', dir, '-c', join(dir, 'nginx.conf'), '-e', join(dir, 'error.log')], { stdio: ['ignore', 'inherit', 'inherit'] })
-  t.teardown(async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      const exited = new Promise((resolve) => child.once('exit', resolve))
-      child.kill('SIGTERM')
-      await exited
-    }
-    await rm(dir, { recursive: true, force: true })
-  })
-  await listening(port)
-  return port
-}
 
 const missing = browserMissing() ?? nginxMissing()
 if (missing !== undefined) {
@@ -99,7 +21,7 @@ if (missing !== undefined) {
     const appPort = await freePort()
     const env = { PORT: String(appPort), RETRY: '1000', REDIS_URL: redisUrl, REDIS_KEY: testKey(t) }
     let app = await startAppProcess(t, env)
-    const proxyPort = await startNginx(t, appPort)
+    const { port: proxyPort } = await startNginx(t, recommendedLocation(appPort))
     const origin = `http://127.0.0.1:${proxyPort}`
     const browser = await launchBrowser(t)
     // One context per tab: Chromium opens at most six HTTP/1.1 connections per host and context.
