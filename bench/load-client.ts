@@ -114,8 +114,8 @@ function openStream (port: number, firstSeq: number): Promise<void> {
       open = true
       live.add(stream)
       res.setEncoding('utf8')
-      // The benchmark's events are unnamed; a named one (this plugin's opening push-stream:open) is not one of them.
-      const parser = new SseParser((data, event) => { if (event === '') record(stream, data) })
+      // This plugin's opening event is not one of the benchmark's (some servers name theirs `message`, so only it is skipped).
+      const parser = new SseParser((data, event) => { if (event !== 'push-stream:open') record(stream, data) })
       res.on('data', (chunk: string) => {
         receivedAt = now()
         parser.push(chunk)
