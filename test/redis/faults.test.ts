@@ -38,7 +38,8 @@ t.test('CLIENT KILL of the adapters\' connections while events are published at 
         await a.adapter.publish({ channel: 'news', event: 'own', data: `a${n}` })
         ownOk++
       } catch (error) {
-        t.equal((error as { code?: string }).code, 'FST_PUSH_STREAM_ADAPTER_UNAVAILABLE')
+        // Not sent (the adapter knew the connection was down), or sent as it was killed (the outcome unknown).
+        t.match((error as { code?: string }).code, /^FST_PUSH_STREAM_(ADAPTER_UNAVAILABLE|PUBLISH_UNCONFIRMED)$/)
         ownRefused++
       }
       await sleep(20)
