@@ -6,12 +6,7 @@ import { createEventSource } from 'eventsource-client'
 import { fetchEventSource } from '@microsoft/fetch-event-source'
 import { createParser } from 'eventsource-parser'
 import { connect } from '../lib/client/index.js'
-import { CutProxy } from './helpers/cut-proxy.js'
-import { startApp } from './helpers/sse.js'
-import { waitFor } from './helpers/wait.js'
-
-/** One client: opened on `url`, it hands each message event's data to `record`; `close` ends it for good. */
-type OpenClient = (url: string, record: (data: string) => void) => { close: () => void }
+import { testDroppedClient, type OpenClient } from './helpers/client-matrix.js'
 
 // fetch-event-source is written for pages: its timers are window's, and it lets go of a document listener.
 ;(globalThis as { window?: unknown }).window ??= globalThis
@@ -77,40 +72,4 @@ const clients: Record<string, OpenClient> = {
   }
 }
 
-// Text that breaks naive encoders and parsers: CR, LF and CRLF (inside JSON), a leading space, 4-byte characters.
-const FIRST = { n: 1, text: 'carriage\rreturn, line\nfeed, both\r\nhere', emoji: '😀𝄞' }
-const WHILE_AWAY = ' a leading space,\nthen a second line 𝄞😀'
-const LIVE = { n: 3, text: '  two spaces 😀' }
-
-for (const [name, open] of Object.entries(clients)) {
-  for (const [when, blocks] of [['before', 1], ['after', 2]] as const) {
-    t.test(`${name}, dropped ${when} its first event: every event once, in order, intact`, async (t) => {
-      const { app, url } = await startApp(t, { retry: 200, heartbeat: 0 })
-      const port = Number(new URL(url).port)
-      const published: string[] = []
-      const publish = async (data: unknown): Promise<void> => {
-        await app.pushStream.publish(data)
-        published.push(typeof data === 'string' ? data : JSON.stringify(data))
-      }
-      const proxy = await CutProxy.start(t, port, [
-        // The first connection is cut after its opening block, or after the first event too.
-        { blocks },
-        // An event is published while the client is away: only a resume from the id it holds gets it.
-        { before: async () => await publish(WHILE_AWAY) }
-      ])
-      const got: string[] = []
-      const client = open(`${proxy.url}/events`, (data) => got.push(data))
-      t.teardown(() => client.close())
-      if (blocks === 2) {
-        await waitFor(() => app.pushStream.stats().connections === 1, 'the first connection')
-        await publish(FIRST)
-      }
-      await waitFor(() => got.length === published.length, `the client to get ${published.length === 1 ? 'the event published while it was away' : 'both events'}`, 10_000)
-      await waitFor(() => app.pushStream.stats().connections === 1, 'the client to be back')
-      await publish(LIVE)
-      await waitFor(() => got.length === published.length, 'the live event', 5000)
-      t.same(got, published, 'every event once, in order, its text intact')
-      t.match(proxy.requests[1], /last-event-id: \d+-\d+|lastEventId=\d+-\d+/i, 'the reconnect named the id the client held')
-    })
-  }
-}
+for (const [name, open] of Object.entries(clients)) testDroppedClient(t, name, open)
