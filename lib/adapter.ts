@@ -52,6 +52,20 @@ export interface AdapterLogger {
   error: (obj: object, msg: string) => void
 }
 
+/**
+ * Events that left the log before this instance read them: the entries
+ * after `after` up to and including `head` are gone, and reading goes on
+ * after `head`.
+ */
+export interface LogGap {
+  /** The id of the last event this instance was handed before the gap. */
+  after: string
+  /** The newest id the gap covers: the next events handed over are the log's events after it (it may be older than `after` when the log went back). */
+  head: string
+  /** `trimmed`: the log dropped them to stay within its length; `lost`: the engine lost its data (restarted without it, flushed, restored from an older copy). */
+  reason: 'trimmed' | 'lost'
+}
+
 /** What the plugin gives an adapter when it starts it. */
 export interface AdapterContext {
   /**
@@ -60,6 +74,13 @@ export interface AdapterContext {
    * instance published itself.
    */
   deliver: (events: readonly AdapterEvent[]) => void
+  /**
+   * Says that events this instance never handed over are gone from the log:
+   * its live clients get a `reset` at `gap.head`, its history starts again
+   * there, and `deliver` goes on with the events after it. An adapter that
+   * cannot tell never calls it.
+   */
+  lost: (gap: LogGap) => void
   log: AdapterLogger
 }
 

@@ -1,5 +1,5 @@
 import type { OutgoingHttpHeaders } from 'node:http'
-import type { AdapterLogger } from './adapter.js'
+import type { AdapterLogger, LogGap } from './adapter.js'
 import { isGone, type RawResponse, type StreamLog } from './connection.js'
 import { createEngine, type Engine } from './engine/engine.js'
 import { FST_PUSH_STREAM_CLOSED, FST_PUSH_STREAM_INVALID_STREAM_OPTIONS, FST_PUSH_STREAM_TOO_MANY_CHANNELS, describe } from './errors.js'
@@ -17,8 +17,8 @@ import { MemoryRecordings } from './resumable/store.js'
 import { Subscription, type SubscribeOptions, type SubscriptionReader } from './subscription.js'
 import { integer } from './validate.js'
 import { encodeControl, encodeEvent } from './wire/encoder.js'
-import { formatEventId } from './wire/event-id.js'
-import { OPEN_EVENT, assertChannel, assertKey } from './wire/protocol.js'
+import { formatEventId, type EventId } from './wire/event-id.js'
+import { LOST_RESET_DATA, OPEN_EVENT, RESET_EVENT, assertChannel, assertKey } from './wire/protocol.js'
 import type { FastifyRequest } from 'fastify'
 
 export type { PublishOptions } from './message.js'
@@ -153,7 +153,7 @@ export class Broker implements PushStreamApi {
         this.#streams.ended(connection, reason)
       }
     })
-    this.#engine = createEngine(options, this.#enqueue, log)
+    this.#engine = createEngine(options, { deliver: this.#enqueue, lost: this.#lost }, log)
     this.#resume = new Resume(this.#hub, this.#engine)
     const engine = this.#engine
     this.#loop = new SourceLoop({
@@ -317,6 +317,22 @@ export class Broker implements PushStreamApi {
     this.#pending.push(entry)
     // A microtask runs before any I/O: nothing waits a tick when there is nothing to join.
     if (this.#pending.length === 1) queueMicrotask(this.#flush)
+  }
+
+  /**
+   * The engine's `lost`: events after the last one delivered are gone from
+   * the log. What was read before the gap goes out first; then history starts
+   * again at the gap's head, and every client, live or about to be, gets a
+   * `reset` there, so none of them misses events silently.
+   */
+  readonly #lost = (head: EventId, gap: LogGap): void => {
+    this.#flush()
+    this.#engine.history.restart(head)
+    const reset = encodeEvent({ id: formatEventId(head), event: RESET_EVENT, data: LOST_RESET_DATA })
+    const clients = this.#hub.resetLive(reset) + this.#resume.lost(reset)
+    this.#log.warn({ ...gap, clients }, gap.reason === 'trimmed'
+      ? 'fastify-push-stream: events were trimmed from the shared log before this instance read them; its clients get a reset'
+      : 'fastify-push-stream: the shared log lost events this instance had not read (its data was flushed, lost in a restart or restored from an older copy); its clients get a reset')
   }
 
   /** Records this tick's events in history and writes them out, joined per connection; then resumes whom they catch up with. */

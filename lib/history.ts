@@ -19,7 +19,7 @@ export interface HistoryEntry {
  */
 export class EventHistory {
   readonly capacity: number
-  readonly #origin: EventId
+  #origin: EventId
   readonly #ring: HistoryEntry[] = []
   #start = 0
   /** The newest id no longer held, if any: a client at exactly that id missed only held events. */
@@ -31,6 +31,19 @@ export class EventHistory {
     this.capacity = capacity
     this.#origin = origin
     this.#newest = origin
+  }
+
+  /**
+   * Forgets every event and starts again at `origin`, as if just made: after
+   * a gap in the log, nothing before it may be replayed as if it joined what
+   * comes after.
+   */
+  restart (origin: EventId): void {
+    this.#origin = origin
+    this.#newest = origin
+    this.#lastEvicted = undefined
+    this.#ring.length = 0
+    this.#start = 0
   }
 
   /** How many events are held. */

@@ -156,6 +156,12 @@ export class Hub {
     connection.write(frame)
   }
 
+  /** Writes a `reset` event to every subscribed connection; answers how many got it. */
+  resetLive (frame: Buffer): number {
+    for (const connection of this.#live) this.reset(connection, frame)
+    return this.#live.size
+  }
+
   /** Subscribes a connection to its channels until it ends, unless it has already ended. */
   subscribe (connection: Connection): void {
     if (connection.closed) return

@@ -69,6 +69,21 @@ export class Resume {
     }
   }
 
+  /**
+   * Events were lost from the log: every stream still asking or waiting gets
+   * `reset` (a `reset` event) instead of a replay, and goes live. Answers how many.
+   */
+  lost (reset: Buffer): number {
+    const connections = [...this.#states.keys()]
+    this.#states.clear()
+    this.#forgetReplays()
+    for (const connection of connections) {
+      this.#hub.reset(connection, reset)
+      this.#hub.subscribe(connection)
+    }
+    return connections.length
+  }
+
   /** A stream that ended: nothing more is done for it. */
   forget (connection: Connection): void {
     this.#states.delete(connection)

@@ -86,6 +86,36 @@ t.test('an id the log cannot answer gets a reset; a log that fails to answer too
   t.equal(client.events.length, 0)
 })
 
+t.test('a gap in the log: what was read before it goes out first, then every client, live or resuming, gets a reset at its head', async (t) => {
+  const log = new SharedLog()
+  const adapter = log.adapter()
+  const capture = new LogCapture()
+  const { app, url } = await startApp(t, { adapter }, undefined, { logger: capture.logger })
+  const live = await openStream(`${url}/events`)
+  await app.pushStream.publish('e1')
+  await live.take(1)
+  // A client whose replay is being asked from the log when the gap is found.
+  let release = (): void => {}
+  log.hold = new Promise((resolve) => { release = resolve })
+  const resuming = await openStream(`${url}/events`, { 'last-event-id': '0-5' })
+  await waitFor(() => app.pushStream.stats().connections === 2, 'the resuming client')
+  // Read in the same turn as the gap: written before the reset.
+  log.inject({ id: '1-2', channel: 'default', event: undefined, data: 'e2' })
+  adapter.lose({ after: '1-2', head: '5-0', reason: 'trimmed' })
+  log.inject({ id: '5-1', channel: 'default', event: undefined, data: 'e3' })
+  const reset = { id: '5-0', event: 'reset', data: '{"reason":"events-lost"}' }
+  t.same(await live.take(4), [{ id: '1-1', data: 'e1' }, { id: '1-2', data: 'e2' }, reset, { id: '5-1', data: 'e3' }])
+  t.same(await resuming.take(2), [reset, { id: '5-1', data: 'e3' }], 'the client being resumed: the reset instead of its replay, then live')
+  release()
+  log.inject({ id: '5-2', channel: 'default', event: undefined, data: 'e4' })
+  t.same((await resuming.take(3)).slice(2).map((event) => event.data), ['e4'], 'the replay that answered late writes nothing')
+  t.match(app.pushStream.stats(), { resets: 2 })
+  t.match(capture.lines.filter((line) => line.level === 40 && /trimmed from the shared log/.test(line.msg)), [{ reason: 'trimmed', after: '1-2', head: '5-0', clients: 2 }])
+  adapter.lose({ after: '5-2', head: 'not an id', reason: 'lost' })
+  t.match(capture.lines.filter((line) => line.level === 50), [{ msg: /a head that is not an event id; ignored/ }])
+  t.match(app.pushStream.stats(), { resets: 2 }, 'and nobody was reset')
+})
+
 t.test('a client that leaves, or a server that closes, while the log is asked: nothing is written after', async (t) => {
   const { b, release } = await laterInstanceWithSlowLog(t)
   const leaving = await openStream(`${b.url}/events`, { 'last-event-id': '0-0' })

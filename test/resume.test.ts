@@ -98,7 +98,7 @@ async function assembleShared (t: Teardown, log: SharedLog, historySize: number,
   const parts = await assemble(t, (deliver) => {
     const adapterLog = { info: () => {}, warn: (obj: object, msg: string) => { warnings.push({ obj, msg }) }, error: () => {} }
     adapter = log.adapter()
-    const engine = new SharedEngine(adapter, historySize, deliver, adapterLog)
+    const engine = new SharedEngine(adapter, historySize, { deliver, lost: () => {} }, adapterLog)
     started = engine.start(false)
     return engine
   })
@@ -197,7 +197,7 @@ t.test('SharedEngine: a client ahead of this instance waits in "waiting" until t
   const { hub, resume, connect, publish, adapter, ticks, watch } = await assembleShared(t, log, 10)
   // The faster instance: it publishes to the same log.
   const faster = log.adapter()
-  await faster.start({ deliver: () => {}, log: { info: () => {}, warn: () => {}, error: () => {} } })
+  await faster.start({ deliver: () => {}, lost: () => {}, log: { info: () => {}, warn: () => {}, error: () => {} } })
   t.teardown(() => faster.close())
   const ids = [await publish('one'), await publish('two')]
   adapter.lag()

@@ -1,4 +1,4 @@
-import type { AdapterLogger } from '../adapter.js'
+import type { AdapterLogger, LogGap } from '../adapter.js'
 import type { EventHistory, HistoryEntry } from '../history.js'
 import type { OutgoingMessage } from '../message.js'
 import type { ResolvedOptions } from '../options.js'
@@ -39,9 +39,16 @@ export interface Engine {
   close: () => Promise<void>
 }
 
-/** The engine the options ask for; `deliver` is handed each event once, in order, encoded. */
-export function createEngine (options: ResolvedOptions, deliver: (entry: HistoryEntry) => void, log: AdapterLogger): Engine {
+/** Where an engine hands what it reads from its log: each event once, in order, encoded; and a gap, at the point in that order where it was found. */
+export interface EngineOutput {
+  deliver: (entry: HistoryEntry) => void
+  /** Events after the last one delivered are gone from the log (never with the in-memory engine); the next delivered come after `head`. */
+  lost: (head: EventId, gap: LogGap) => void
+}
+
+/** The engine the options ask for. */
+export function createEngine (options: ResolvedOptions, output: EngineOutput, log: AdapterLogger): Engine {
   return options.adapter === undefined
-    ? new LocalEngine(options.history, deliver)
-    : new SharedEngine(options.adapter, options.history, deliver, log)
+    ? new LocalEngine(options.history, output.deliver)
+    : new SharedEngine(options.adapter, options.history, output, log)
 }

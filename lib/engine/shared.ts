@@ -1,4 +1,4 @@
-import type { AdapterEvent, AdapterLogger, PushStreamAdapter } from '../adapter.js'
+import type { AdapterEvent, AdapterLogger, LogGap, PushStreamAdapter } from '../adapter.js'
 import { FST_PUSH_STREAM_ADAPTER_UNAVAILABLE, FST_PUSH_STREAM_INVALID_OPTION, describe, errorMessage } from '../errors.js'
 import { EventHistory, type HistoryEntry } from '../history.js'
 import { LeaseKeeper } from '../lease.js'
@@ -6,7 +6,7 @@ import { IDEMPOTENCY_WINDOW_MS, type OutgoingMessage } from '../message.js'
 import { encodeEvent } from '../wire/encoder.js'
 import { compareEventIds, formatEventId, parseEventId, type EventId } from '../wire/event-id.js'
 import { isValidChannel } from '../wire/protocol.js'
-import type { Engine } from './engine.js'
+import type { Engine, EngineOutput } from './engine.js'
 
 /** The name of the lease that decides which instance runs the message source. */
 const SOURCE_LEASE = 'generator'
@@ -20,7 +20,7 @@ export class SharedEngine implements Engine {
   readonly #adapter: PushStreamAdapter
   readonly #log: AdapterLogger
   readonly #historySize: number
-  readonly #deliver: (entry: HistoryEntry) => void
+  readonly #output: EngineOutput
   readonly #lease: LeaseKeeper
   /** Made again at start, once the log's end (its starting point) is known. */
   #history: EventHistory
@@ -28,11 +28,11 @@ export class SharedEngine implements Engine {
   #lastDelivered: EventId = { ms: 0, seq: 0 }
   #published = 0
 
-  constructor (adapter: PushStreamAdapter, historySize: number, deliver: (entry: HistoryEntry) => void, log: AdapterLogger) {
+  constructor (adapter: PushStreamAdapter, historySize: number, output: EngineOutput, log: AdapterLogger) {
     this.#adapter = adapter
     this.#log = log
     this.#historySize = historySize
-    this.#deliver = deliver
+    this.#output = output
     this.#history = new EventHistory(historySize, this.#lastDelivered)
     this.#lease = new LeaseKeeper(adapter, SOURCE_LEASE, (err) => {
       log.warn({ err }, 'fastify-push-stream: could not take or renew the generator lease')
@@ -54,7 +54,7 @@ export class SharedEngine implements Engine {
 
   /** Starts the adapter (its log's end becomes the history's starting point), then the lease when this instance may run the source. */
   async start (runsSource: boolean): Promise<void> {
-    const end = await this.#adapter.start({ deliver: this.#take, log: this.#log })
+    const end = await this.#adapter.start({ deliver: this.#take, lost: this.#lost, log: this.#log })
     const origin = parseEventId(end)
     if (origin === null) throw new FST_PUSH_STREAM_INVALID_OPTION('adapter', `a start() that resolved with ${describe(end)}`, 'one that resolves with the id of the log\'s newest event')
     this.#history = new EventHistory(this.#historySize, origin)
@@ -105,8 +105,19 @@ export class SharedEngine implements Engine {
       // An adapter that hands over an event twice (or one from before start) cannot make a client see it twice.
       if (entry === undefined || compareEventIds(entry.id, this.#lastDelivered) <= 0) continue
       this.#lastDelivered = entry.id
-      this.#deliver(entry)
+      this.#output.deliver(entry)
     }
+  }
+
+  /** The adapter's `lost`: what follows is read from after the gap's head, even if the log went back. */
+  readonly #lost = (gap: LogGap): void => {
+    const head = parseEventId(gap.head)
+    if (head === null) {
+      this.#log.error({ gap }, 'fastify-push-stream: the adapter reported a gap with a head that is not an event id; ignored')
+      return
+    }
+    this.#lastDelivered = head
+    this.#output.lost(head, gap)
   }
 
   #entriesOf (events: readonly AdapterEvent[]): HistoryEntry[] {

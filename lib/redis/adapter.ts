@@ -9,13 +9,14 @@ import type { Redis } from 'ioredis'
 import type { AdapterContext, AdapterEvent, AdapterMessage, AdapterRecordings, PublishFence, PushStreamAdapter } from '../adapter.js'
 import { FST_PUSH_STREAM_ADAPTER_UNAVAILABLE, FST_PUSH_STREAM_INVALID_OPTION, FST_PUSH_STREAM_LEASE_LOST, FST_PUSH_STREAM_PUBLISH_UNCONFIRMED, errorMessage } from '../errors.js'
 import { NotSent, RedisConnections, sentUnanswered, type Call } from './connections.js'
-import { START_ID, toEvents, toFields } from './entries.js'
+import { toEvents, toFields } from './entries.js'
 import { RedisLeases } from './leases.js'
 import { FENCED_APPEND, IDEMPOTENT_APPEND } from './scripts.js'
 import { IDEMPOTENCY_WINDOW_MS } from '../message.js'
 import type { RedisConnection, ResolvedRedisOptions } from './options.js'
 import { entriesAfter } from './replay.js'
 import { StreamTail } from './tail.js'
+import { StreamContinuity } from './continuity.js'
 import { RedisRecordings, RENEW_EVERY_MS } from './recordings.js'
 
 type State = 'idle' | 'started' | 'closed'
@@ -66,12 +67,12 @@ export class RedisStreamAdapter implements PushStreamAdapter {
     let commands: Redis
     let reader: Redis
     let lastId: string
+    const continuity = new StreamContinuity(key)
     try {
       commands = connections.open('commands', { lazyConnect: true })
       this.#commands = commands
       if (commands.status === 'wait') await commands.connect()
-      const newest = await connections.bounded(commands.xrevrange(key, '+', '-', 'COUNT', 1))
-      lastId = newest[0]?.[0] ?? START_ID
+      lastId = await connections.bounded(continuity.join(commands))
       reader = connections.open('reader', { lazyConnect: false })
     } catch (error) {
       const reason = connections.lastError ?? errorMessage(error)
@@ -80,7 +81,7 @@ export class RedisStreamAdapter implements PushStreamAdapter {
     }
     connections.watch(context.log, 'commands', commands)
     connections.watch(context.log, 'reader', reader)
-    this.#tail = new StreamTail(reader, key, lastId, context)
+    this.#tail = new StreamTail(reader, key, lastId, context, continuity)
     this.#tail.start()
     return lastId
   }

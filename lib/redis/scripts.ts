@@ -1,7 +1,8 @@
 /**
  * The Lua scripts the Redis adapter runs with EVAL: the two that take, renew
  * and release a lease only on behalf of the instance whose token it holds,
- * and the one that tells replay whether anything ever left the stream. Each
+ * the one that tells replay whether anything ever left the stream, and the
+ * one that tells the tail whether anything it has not read did. Each
  * runs atomically in Redis, so no other instance can act between its reads
  * and its writes.
  */
@@ -57,6 +58,74 @@ local info = redis.call('XINFO', 'STREAM', KEYS[1])
 local fields = {}
 for i = 1, #info, 2 do fields[info[i]] = info[i + 1] end
 return fields['entries-added'] - fields['length']`
+
+/** Compares two stream ids in a script: `before(a, b)` is true when `a` comes before `b`. */
+const BEFORE = `
+local function before (a, b)
+  local ad = string.find(a, '-', 1, true)
+  local bd = string.find(b, '-', 1, true)
+  local am, as = tonumber(string.sub(a, 1, ad - 1)), tonumber(string.sub(a, ad + 1))
+  local bm, bs = tonumber(string.sub(b, 1, bd - 1)), tonumber(string.sub(b, bd + 1))
+  return am < bm or (am == bm and as < bs)
+end`
+
+/** Reads the stream `KEYS[1]`'s newest generated id, entries ever added, and length into locals (`0-0`, 0, 0 with no stream). */
+const STREAM_INFO = `
+local last, added, length = '0-0', 0, 0
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  local info = redis.call('XINFO', 'STREAM', KEYS[1])
+  for i = 1, #info, 2 do
+    if info[i] == 'last-generated-id' then last = info[i + 1] end
+    if info[i] == 'entries-added' then added = info[i + 1] end
+    if info[i] == 'length' then length = info[i + 1] end
+  end
+end`
+
+/**
+ * Joins the epoch `KEYS[2]` of the stream `KEYS[1]`, setting it to `ARGV[1]`
+ * when there is none; answers `{ epoch, newest, added }`: the epoch, the
+ * id of the newest entry (`0-0` with none) and how many entries were ever
+ * added, which is that entry's position in the stream's history.
+ */
+export const JOIN = `${STREAM_INFO}
+redis.call('SET', KEYS[2], ARGV[1], 'NX')
+local newest = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)[1]
+return { redis.call('GET', KEYS[2]), newest and newest[1] or '0-0', added }`
+
+/**
+ * Whether the stream `KEYS[1]` still holds everything after the tail's last
+ * id `ARGV[2]`, the entry at position `ARGV[3]` in its history, for the
+ * instance in the epoch `ARGV[1]` (the value of `KEYS[2]`, which a flush or a
+ * restart without persistence loses; `ARGV[4]` then becomes the new one).
+ * Answers `{ verdict, epoch, head, position }`: `ok` with head and position
+ * as given when nothing was left unread; else `trimmed` (more entries were
+ * trimmed than the tail had read) or `lost` (the epoch changed, or the stream
+ * went back behind the last id), with where the tail reads on: after `head`,
+ * an id no event ever had, just before the first entry after the last id
+ * (an entry marking the gap is appended when there is none), so no id a
+ * client held before the gap resumes past it.
+ */
+export const CONTINUITY = `${BEFORE}${STREAM_INFO}
+local epoch = redis.call('GET', KEYS[2])
+local verdict = 'lost'
+if epoch == ARGV[1] and not before(last, ARGV[2]) then
+  if added - length <= tonumber(ARGV[3]) then return { 'ok', epoch, ARGV[2], tonumber(ARGV[3]) } end
+  verdict = 'trimmed'
+end
+if not epoch then
+  epoch = ARGV[4]
+  redis.call('SET', KEYS[2], epoch)
+end
+local after = redis.call('XRANGE', KEYS[1], '(' .. ARGV[2], '+')
+if #after == 0 then
+  local marker = redis.call('XADD', KEYS[1], '*', 'gap', '1')
+  return { verdict, epoch, marker, added + 1 }
+end
+local first = after[1][1]
+local dash = string.find(first, '-', 1, true)
+local ms, seq = tonumber(string.sub(first, 1, dash - 1)), tonumber(string.sub(first, dash + 1))
+local head = seq > 0 and string.format('%.0f-%.0f', ms, seq - 1) or string.format('%.0f-999999999', ms - 1)
+return { verdict, epoch, head, added - #after }`
 
 /**
  * Create-or-follow for a resumable stream: `follow` when its recording

@@ -2,10 +2,14 @@
  * The tail of the shared stream: XREAD BLOCK on the reader connection, from
  * the last id it delivered, handing each batch to the plugin. A lost
  * connection only pauses it: once Redis is back it reads on from the same id,
- * so a reconnect loses and repeats nothing.
+ * so a reconnect repeats nothing. Before each read it asks whether the
+ * stream still holds everything after that id; when entries left unread
+ * (trimmed while it was away, lost with Redis's data), the plugin is told,
+ * and the tail reads on after the gap.
  */
 import type { Redis } from 'ioredis'
-import type { AdapterContext } from '../adapter.js'
+import type { AdapterContext, LogGap } from '../adapter.js'
+import type { StreamContinuity } from './continuity.js'
 import { toEvents, type StreamEntry } from './entries.js'
 
 /** Entries one XREAD may return. */
@@ -22,6 +26,7 @@ export class StreamTail {
   readonly #reader: Redis
   readonly #key: string
   readonly #context: AdapterContext
+  readonly #continuity: StreamContinuity
   #lastId: string
   #stopped = false
   #running: Promise<void> = Promise.resolve()
@@ -31,13 +36,15 @@ export class StreamTail {
    * @param reader the adapter's own connection for blocking reads.
    * @param key the stream's key.
    * @param lastId the id to read after: the newest entry when the adapter started.
-   * @param context where events are delivered and failures logged.
+   * @param context where events and gaps are delivered and failures logged.
+   * @param continuity the check of what the stream still holds, its epoch joined.
    */
-  constructor (reader: Redis, key: string, lastId: string, context: AdapterContext) {
+  constructor (reader: Redis, key: string, lastId: string, context: AdapterContext, continuity: StreamContinuity) {
     this.#reader = reader
     this.#key = key
     this.#lastId = lastId
     this.#context = context
+    this.#continuity = continuity
   }
 
   /** Starts reading; `ended` settles when the loop has stopped. */
@@ -67,6 +74,9 @@ export class StreamTail {
       }
       let reply: Array<[string, StreamEntry[]]> | null
       try {
+        // Asked on the same connection just before the read: nothing is read past a gap unannounced.
+        const gap = await this.#continuity.check(reader, this.#lastId)
+        if (gap !== undefined) this.#skip(gap)
         // Read through ioredis's xread, which answers one shape whichever protocol the connection speaks.
         reply = await reader.xread('COUNT', READ_COUNT, 'BLOCK', READ_BLOCK_MS, 'STREAMS', key, this.#lastId) as typeof reply
       } catch (error) {
@@ -87,6 +97,7 @@ export class StreamTail {
 
   #deliver (entries: StreamEntry[]): void {
     this.#lastId = entries[entries.length - 1][0]
+    this.#continuity.read(entries.length)
     // A batch of entries written by someone else delivers nothing, but the tail still moves past it.
     const events = toEvents(entries)
     if (events.length > 0) {
@@ -96,6 +107,15 @@ export class StreamTail {
         // The events count as delivered: sending them again would repeat them to the clients that got them.
         this.#context.log.error({ err: error }, 'fastify-push-stream: delivering events from Redis failed')
       }
+    }
+  }
+
+  #skip (gap: LogGap): void {
+    this.#lastId = gap.head
+    try {
+      this.#context.lost(gap)
+    } catch (error) {
+      this.#context.log.error({ err: error }, 'fastify-push-stream: telling the clients of a gap in the Redis stream failed')
     }
   }
 

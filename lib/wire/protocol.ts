@@ -25,6 +25,12 @@ export const RESET_REASON = 'unknown-last-event-id'
 /** The data of a `reset` event. */
 export const RESET_DATA = JSON.stringify({ reason: RESET_REASON })
 
+/** Why live clients got a `reset`: events they never got left the shared log (trimmed unread, or lost with its data). */
+export const LOST_RESET_REASON = 'events-lost'
+
+/** The data of that `reset` event. */
+export const LOST_RESET_DATA = JSON.stringify({ reason: LOST_RESET_REASON })
+
 /** The channel rule: 1 to 64 of `A-Z a-z 0-9 _ - . :`. */
 export const CHANNEL_PATTERN = /^[A-Za-z0-9_.:-]{1,64}$/
 

@@ -1,4 +1,4 @@
-import type { AdapterContext, AdapterEvent, AdapterMessage, PublishFence, PushStreamAdapter } from '../../lib/adapter.js'
+import type { AdapterContext, AdapterEvent, AdapterMessage, LogGap, PublishFence, PushStreamAdapter } from '../../lib/adapter.js'
 
 /**
  * A shared log in this process that several app instances can use through
@@ -26,7 +26,7 @@ export class SharedLog {
   }
 
   /** A new adapter on this log (one per app instance). */
-  adapter (): PushStreamAdapter & { readonly closed: boolean, lag: () => void, catchUp: () => Promise<void> } {
+  adapter (): PushStreamAdapter & { readonly closed: boolean, lag: () => void, catchUp: () => Promise<void>, lose: (gap: LogGap) => void } {
     const log = this
     const self = {}
     let context: AdapterContext | undefined
@@ -39,6 +39,8 @@ export class SharedLog {
     return {
       get closed () { return closed },
       lag () { lagged = [] },
+      /** Reports a gap to this instance, at once, as an adapter that found one would. */
+      lose (gap: LogGap) { context?.lost(gap) },
       /** Delivers what waited, one event per turn of the event loop (so one per flush). */
       async catchUp () {
         const events = lagged ?? []
@@ -51,6 +53,7 @@ export class SharedLog {
       async start (ctx) {
         context = {
           log: ctx.log,
+          lost: ctx.lost,
           deliver: (events) => {
             if (lagged === undefined) ctx.deliver(events)
             else lagged.push(...events)

@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import net from 'node:net'
 import { randomUUID } from 'node:crypto'
 import { Redis } from 'ioredis'
-import type { AdapterContext, AdapterEvent } from '../../lib/adapter.js'
+import type { AdapterContext, AdapterEvent, LogGap } from '../../lib/adapter.js'
 import type { Teardown } from './teardown.js'
 
 /** The Redis the tests use: `REDIS_URL`, or the one the project's machines run on 127.0.0.1:6379. */
@@ -87,6 +87,8 @@ export class RecordingContext implements AdapterContext {
     error: (obj: object, msg: string) => this.#line('error', obj, msg)
   }
 
+  /** Every gap the adapter reported. */
+  readonly gaps: LogGap[] = []
   #waiters: Array<() => void> = []
   /** Replaces delivery for a test that needs it to fail. */
   onDeliver: (events: readonly AdapterEvent[]) => void = () => {}
@@ -95,6 +97,11 @@ export class RecordingContext implements AdapterContext {
     this.onDeliver(events)
     this.events.push(...events)
     this.batches.push(events.length)
+    this.#wake()
+  }
+
+  lost = (gap: LogGap): void => {
+    this.gaps.push(gap)
     this.#wake()
   }
 
@@ -239,7 +246,7 @@ export class RedisProxy {
  */
 export class OwnRedis {
   readonly port: number
-  readonly #process: ChildProcess
+  #process: ChildProcess
 
   private constructor (port: number, child: ChildProcess) {
     this.port = port
@@ -248,19 +255,8 @@ export class OwnRedis {
 
   static async start (t: Teardown): Promise<OwnRedis> {
     const port = await freePort()
-    const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: ['ignore', 'pipe', 'inherit'] })
-    const redis = new OwnRedis(port, child)
+    const redis = new OwnRedis(port, await runRedis(port))
     t.teardown(() => redis.stop())
-    // Ready when it says so; failing if it exits first.
-    await new Promise<void>((resolve, reject) => {
-      let said = ''
-      child.stdout?.on('data', (chunk: Buffer) => {
-        said += chunk.toString()
-        if (said.includes('Ready to accept connections')) resolve()
-      })
-      child.once('exit', (code) => reject(new Error(`redis-server on port ${port} exited (${code}): ${said.slice(-500)}`)))
-    })
-    child.stdout?.resume()
     return redis
   }
 
@@ -288,6 +284,12 @@ export class OwnRedis {
     this.#process.kill('SIGCONT')
   }
 
+  /** Kills the server and starts a new one on the same port: it keeps nothing on disk, so it comes back empty. */
+  async restart (): Promise<void> {
+    await this.stop()
+    this.#process = await runRedis(this.port)
+  }
+
   async stop (): Promise<void> {
     const child = this.#process
     if (child.exitCode !== null || child.signalCode !== null) return
@@ -296,6 +298,21 @@ export class OwnRedis {
     child.kill('SIGKILL')
     await exited
   }
+}
+
+/** Starts redis-server on `port`, keeping nothing on disk; resolves once it accepts connections, rejects if it exits first. */
+async function runRedis (port: number): Promise<ChildProcess> {
+  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: ['ignore', 'pipe', 'inherit'] })
+  await new Promise<void>((resolve, reject) => {
+    let said = ''
+    child.stdout?.on('data', (chunk: Buffer) => {
+      said += chunk.toString()
+      if (said.includes('Ready to accept connections')) resolve()
+    })
+    child.once('exit', (code) => reject(new Error(`redis-server on port ${port} exited (${code}): ${said.slice(-500)}`)))
+  })
+  child.stdout?.resume()
+  return child
 }
 
 /** A TCP port nothing listens on (just now). */

@@ -162,6 +162,30 @@ t.test('a key that holds something else than a stream: the tailer says so once a
   t.equal(context.logged('error').length, 1, 'said once')
 })
 
+t.test('a gap the plugin fails to take is logged, and the tail reads on after it', skipUnlessRedis, async (t) => {
+  const key = testKey(t)
+  const redis = testClient(t)
+  const { adapter, context } = await started(t, key)
+  const record = context.lost
+  context.lost = (gap) => {
+    record(gap)
+    throw new Error('the plugin failed')
+  }
+  const message = (data: string): { channel: string, event: undefined, data: string } => ({ channel: 'default', event: undefined, data })
+  const first = await adapter.publish(message('one'))
+  await context.until(() => context.events.length === 1, 'the first event')
+  // The epoch goes, as in a flush: the next read finds it.
+  await redis.del(`${key}:epoch`)
+  const second = await adapter.publish(message('two'))
+  await context.until(() => context.gaps.length === 1, 'the gap')
+  t.match(context.gaps, [{ after: second, reason: 'lost' }])
+  t.match(context.logged('error'), [{ msg: /telling the clients of a gap in the Redis stream failed/ }])
+  const third = await adapter.publish(message('three'))
+  await context.until(() => context.events.length === 3, 'the event after the gap')
+  t.same(context.ids, [first, second, third])
+  t.equal(await redis.get(`${key}:epoch`) !== null, true, 'a new epoch was made')
+})
+
 t.test('start twice is refused; publish before start and after close rejects with the named error; lease answers false', skipUnlessRedis, async (t) => {
   const { redisAdapter } = await loadRedisAdapter()
   const key = testKey(t)
