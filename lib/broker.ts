@@ -1,10 +1,11 @@
 import type { OutgoingHttpHeaders } from 'node:http'
 import type { AdapterLogger, LogGap } from './adapter.js'
-import { isGone, type RawResponse, type StreamLog } from './connection.js'
+import { isGone, type RawResponse, type StreamLog, type StreamOrigin } from './connection.js'
+import { diagnostics } from './diagnostics.js'
 import { createEngine, type Engine } from './engine/engine.js'
 import { FST_PUSH_STREAM_CLOSED, FST_PUSH_STREAM_INVALID_STREAM_OPTIONS, FST_PUSH_STREAM_TOO_MANY_CHANNELS, describe } from './errors.js'
 import type { HistoryEntry } from './history.js'
-import { Hub } from './hub.js'
+import { Hub, resetFrame } from './hub.js'
 import { withoutRepeatedCause } from './log.js'
 import { prepareMessage, sourceMessage, type PublishOptions } from './message.js'
 import type { ResolvedOptions } from './options.js'
@@ -18,7 +19,7 @@ import { Subscription, type SubscribeOptions, type SubscriptionReader } from './
 import { integer } from './validate.js'
 import { encodeControl, encodeEvent } from './wire/encoder.js'
 import { formatEventId, type EventId } from './wire/event-id.js'
-import { LOST_RESET_DATA, OPEN_EVENT, RESET_EVENT, assertChannel, assertKey } from './wire/protocol.js'
+import { OPEN_EVENT, assertChannel, assertKey } from './wire/protocol.js'
 import type { FastifyRequest } from 'fastify'
 
 export type { PublishOptions } from './message.js'
@@ -36,6 +37,8 @@ export interface StreamRequest {
   address: string
   /** The request's logger (`request.log`, which carries its id): the stream's open and end are logged there at `debug`. */
   log: StreamLog
+  /** The request's id and URL, for the diagnostics messages. */
+  origin?: StreamOrigin
 }
 
 /** What a per-request stream is opened with, besides its source. */
@@ -73,6 +76,10 @@ export interface PushStreamStats {
   slowDisconnects: number
   /** Per-request streams (`reply.sse(source)`) open now; `connections` counts them too. */
   streams: number
+  /** Resumable streams (`reply.sse(source, { key })`) whose producer runs on this instance. */
+  resumable: number
+  /** Bytes written to every stream, the headers aside. */
+  bytesWritten: number
 }
 
 /**
@@ -114,6 +121,12 @@ export interface PushStreamApi {
    * `FST_PUSH_STREAM_INVALID_KEY` at once.
    */
   cancel(key: string): Promise<boolean>
+  /**
+   * Presence: the streams subscribed to `channel` on this instance now (the
+   * route's and `reply.sse(subscription)`'s), kept as a count as streams
+   * subscribe and end. A bad channel name throws `FST_PUSH_STREAM_INVALID_CHANNEL`.
+   */
+  subscribers(channel: string): number
 }
 
 /**
@@ -214,7 +227,9 @@ export class Broker implements PushStreamApi {
       replayed: this.#hub.replayed,
       resets: this.#hub.resets,
       slowDisconnects: this.#hub.slowDisconnects,
-      streams: this.#streams.size
+      streams: this.#streams.size,
+      resumable: this.resumable.size,
+      bytesWritten: this.#hub.bytesWritten
     }
   }
 
@@ -241,6 +256,11 @@ export class Broker implements PushStreamApi {
     })
   }
 
+  subscribers (channel: string): number {
+    assertChannel(channel)
+    return this.#hub.subscribers(channel)
+  }
+
   cancel (key: string): Promise<boolean> {
     assertKey(key)
     return this.resumable.cancel(key)
@@ -253,8 +273,12 @@ export class Broker implements PushStreamApi {
   stream (res: RawResponse, headers: OutgoingHttpHeaders, source: StreamSource, request: SourceRequest): void {
     if (isGone(res)) return
     const log = request.request.log
-    const connection = this.#hub.open(res, headers, { channels: NO_CHANNELS, address: request.request.ip, log, paced: true })
+    const origin = { id: request.request.id, url: request.request.url }
+    const connection = this.#hub.open(res, headers, { channels: NO_CHANNELS, address: request.request.ip, log, paced: true, origin })
     log.debug({ lastEventId: request.lastEventId }, 'fastify-push-stream: stream opened')
+    if (diagnostics.open.hasSubscribers) {
+      diagnostics.open.publish({ requestId: origin.id, kind: 'source', channels: [], url: origin.url, resumed: request.lastEventId !== undefined, replayed: 0 })
+    }
     const { retry, heartbeat, maxBufferedBytes, serialize } = this.#options
     if (request.handshake) this.#hub.write(connection, encodeEvent({ retry, event: OPEN_EVENT, data: JSON.stringify({ retry, heartbeat }) }), 1)
     else this.#hub.write(connection, encodeControl({ retry }), 0)
@@ -328,7 +352,7 @@ export class Broker implements PushStreamApi {
   readonly #lost = (head: EventId, gap: LogGap): void => {
     this.#flush()
     this.#engine.history.restart(head)
-    const reset = encodeEvent({ id: formatEventId(head), event: RESET_EVENT, data: LOST_RESET_DATA })
+    const reset = resetFrame(formatEventId(head), 'events-lost')
     const clients = this.#hub.resetLive(reset) + this.#resume.lost(reset)
     this.#log.warn({ ...gap, clients }, gap.reason === 'trimmed'
       ? 'fastify-push-stream: events were trimmed from the shared log before this instance read them; its clients get a reset'
@@ -343,6 +367,11 @@ export class Broker implements PushStreamApi {
     const history = this.#engine.history
     for (const entry of entries) history.append(entry)
     this.#hub.broadcast(entries)
+    if (diagnostics.publish.hasSubscribers) {
+      for (const { idText, channel, event, frame } of entries) {
+        diagnostics.publish.publish({ id: idText, channel, event, bytes: frame.length, subscribers: this.#hub.subscribers(channel) })
+      }
+    }
     for (const reader of this.#readers) reader.deliver(entries)
     this.#resume.afterTick()
   }

@@ -2,6 +2,7 @@ import type { ServerResponse, OutgoingHttpHeaders } from 'node:http'
 import type { Http2ServerResponse } from 'node:http2'
 import { Socket } from 'node:net'
 import type { Readable } from 'node:stream'
+import { diagnostics, type StreamEndReason } from './diagnostics.js'
 
 /** The raw response a stream writes to, over HTTP/1.1 or HTTP/2. */
 export type RawResponse = ServerResponse | Http2ServerResponse
@@ -51,8 +52,15 @@ export interface StreamLog {
   debug: (obj: object, msg: string) => void
 }
 
+/** The request a stream answers, as the diagnostics messages name it. */
+export interface StreamOrigin {
+  /** Fastify's `request.id`. */
+  id: string
+  url: string
+}
+
 /** How a stream's end reads in its log line. */
-const END_REASONS: Record<CloseReason, string> = {
+const END_REASONS: Record<CloseReason, StreamEndReason> = {
   client: 'client-closed',
   failed: 'write-failed',
   slow: 'too-slow',
@@ -75,6 +83,8 @@ export class Connection {
   readonly channels: ReadonlySet<string>
   /** The client's address (`request.ip`), counted against `maxConnectionsPerIp`. */
   readonly address: string
+  /** The request it answers; none for a refusal. */
+  readonly origin: StreamOrigin | undefined
   readonly #res: RawResponse
   readonly #transport: Transport
   /** The response until the headers are sent; then, over HTTP/1.1, its socket. */
@@ -106,9 +116,11 @@ export class Connection {
     onClose: (connection: Connection, reason: CloseReason) => void,
     address: string,
     log: StreamLog | undefined,
-    paced = false
+    paced = false,
+    origin?: StreamOrigin
   ) {
     this.address = address
+    this.origin = origin
     this.#log = log
     this.#res = res
     this.#transport = transportOf(res)
@@ -155,6 +167,11 @@ export class Connection {
     return this.#transport.writableLength
   }
 
+  /** Bytes handed to the client's stream, the headers aside. */
+  get bytesWritten (): number {
+    return this.#bytesWritten
+  }
+
   /** Bytes the client's stream has taken (written, less what still waits): grows while the client reads. */
   get bytesTaken (): number {
     return this.#bytesWritten - this.#transport.writableLength
@@ -190,6 +207,9 @@ export class Connection {
     this.#wroteSinceHeartbeat = true
     const buffered = this.#transport.writableLength
     if (buffered > 0 && buffered + frame.length > this.#limit) {
+      if (this.origin !== undefined && diagnostics.slow.hasSubscribers) {
+        diagnostics.slow.publish({ requestId: this.origin.id, bufferedBytes: buffered, maxBufferedBytes: this.#maxBufferedBytes })
+      }
       this.#res.destroy()
       this.#finish('slow')
       return
@@ -291,11 +311,14 @@ export class Connection {
     if (this.#closed) return
     this.#closed = true
     this.#onClose(this, reason)
-    this.#log?.debug({
+    const ended = {
       reason: END_REASONS[reason],
       durationMs: Date.now() - this.#openedAt,
       bytes: this.#bytesWritten,
       events: this.#eventsWritten
-    }, 'fastify-push-stream: stream ended')
+    }
+    this.#log?.debug(ended, 'fastify-push-stream: stream ended')
+    // A refusal (no request of its own) neither opened nor ends as a stream.
+    if (this.origin !== undefined && diagnostics.end.hasSubscribers) diagnostics.end.publish({ requestId: this.origin.id, ...ended })
   }
 }

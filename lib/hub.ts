@@ -1,6 +1,8 @@
 import type { OutgoingHttpHeaders } from 'node:http'
-import { Connection, type CloseReason, type RawResponse, type StreamLog } from './connection.js'
-import { encodeComment } from './wire/encoder.js'
+import { Connection, type CloseReason, type RawResponse, type StreamLog, type StreamOrigin } from './connection.js'
+import { diagnostics, type ResetMessage } from './diagnostics.js'
+import { encodeComment, encodeEvent } from './wire/encoder.js'
+import { LOST_RESET_DATA, RESET_DATA, RESET_EVENT } from './wire/protocol.js'
 
 const HEARTBEAT = encodeComment()
 
@@ -10,6 +12,19 @@ const HEARTBEAT = encodeComment()
  * huge buffer that would count it as slow.
  */
 export const MAX_JOINED_BYTES = 16 * 1024
+
+/** A `reset` event ready for the wire, with the id it carries and why it is sent. */
+export interface ResetFrame {
+  readonly frame: Buffer
+  readonly id: string
+  readonly reason: ResetMessage['reason']
+}
+
+/** The `reset` event at `id`: for a resume history cannot answer, or for a gap in the shared log (`events-lost`). */
+export function resetFrame (id: string, reason: ResetMessage['reason']): ResetFrame {
+  const data = reason === 'events-lost' ? LOST_RESET_DATA : RESET_DATA
+  return { frame: encodeEvent({ id, event: RESET_EVENT, data }), id, reason }
+}
 
 /** One event ready for the wire: its channel and its encoded bytes. */
 export interface OutgoingFrame {
@@ -79,6 +94,10 @@ export class Hub {
   readonly #live = new Set<Connection>()
   /** Open streams per client address, for `maxConnectionsPerIp`. */
   readonly #perAddress = new Map<string, number>()
+  /** Subscribed streams per channel: presence, counted as streams subscribe and end, never by walking them. */
+  readonly #perChannel = new Map<string, number>()
+  /** Bytes written to streams that have ended. */
+  #endedBytes = 0
   readonly #maxBufferedBytes: number
   readonly #onEnd: (connection: Connection, reason: CloseReason) => void
   #heartbeat: NodeJS.Timeout | undefined
@@ -118,6 +137,18 @@ export class Hub {
     return this.#resets
   }
 
+  /** Bytes written to every stream so far, the headers aside. */
+  get bytesWritten (): number {
+    let bytes = this.#endedBytes
+    for (const connection of this.#open) bytes += connection.bytesWritten
+    return bytes
+  }
+
+  /** Streams subscribed to `channel` now. */
+  subscribers (channel: string): number {
+    return this.#perChannel.get(channel) ?? 0
+  }
+
   /** Open streams from one client address. */
   connectionsFrom (address: string): number {
     return this.#perAddress.get(address) ?? 0
@@ -130,9 +161,9 @@ export class Hub {
    * stream (one request's own source) is never ended for being behind: its
    * writer waits for the client to drain instead.
    */
-  open (res: RawResponse, headers: OutgoingHttpHeaders, request: { channels: ReadonlySet<string>, address: string, log: StreamLog, paced?: boolean }): Connection {
+  open (res: RawResponse, headers: OutgoingHttpHeaders, request: { channels: ReadonlySet<string>, address: string, log: StreamLog, paced?: boolean, origin?: StreamOrigin }): Connection {
     const channels = this.#groups.get(groupKey(request.channels))?.channels ?? request.channels
-    const connection = new Connection(res, channels, this.#maxBufferedBytes, this.#remove, request.address, request.log, request.paced)
+    const connection = new Connection(res, channels, this.#maxBufferedBytes, this.#remove, request.address, request.log, request.paced, request.origin)
     this.#open.add(connection)
     this.#perAddress.set(request.address, this.connectionsFrom(request.address) + 1)
     connection.open(headers)
@@ -150,22 +181,34 @@ export class Hub {
     this.#replayed += replay.count
   }
 
-  /** Writes a `reset` event. */
-  reset (connection: Connection, frame: Buffer): void {
+  /** Writes a `reset` event: its frame, the id it carries and why. */
+  reset (connection: Connection, reset: ResetFrame): void {
     this.#resets++
-    connection.write(frame)
+    connection.write(reset.frame)
+    if (connection.origin !== undefined && diagnostics.reset.hasSubscribers) {
+      diagnostics.reset.publish({ requestId: connection.origin.id, reason: reset.reason, id: reset.id })
+    }
   }
 
   /** Writes a `reset` event to every subscribed connection; answers how many got it. */
-  resetLive (frame: Buffer): number {
-    for (const connection of this.#live) this.reset(connection, frame)
+  resetLive (reset: ResetFrame): number {
+    for (const connection of this.#live) this.reset(connection, reset)
     return this.#live.size
   }
 
-  /** Subscribes a connection to its channels until it ends, unless it has already ended. */
-  subscribe (connection: Connection): void {
+  /**
+   * Subscribes a connection to its channels until it ends, unless it has
+   * already ended: it is live from now on. `resumed` and `replayed` say how
+   * it got there, for the `open` diagnostics message.
+   */
+  subscribe (connection: Connection, resumed = false, replayed = 0): void {
     if (connection.closed) return
     this.#live.add(connection)
+    for (const channel of connection.channels) this.#perChannel.set(channel, this.subscribers(channel) + 1)
+    const origin = connection.origin
+    if (origin !== undefined && diagnostics.open.hasSubscribers) {
+      diagnostics.open.publish({ requestId: origin.id, kind: 'broadcast', channels: [...connection.channels], url: origin.url, resumed, replayed })
+    }
     const key = groupKey(connection.channels)
     let group = this.#groups.get(key)
     if (group === undefined) {
@@ -190,8 +233,14 @@ export class Hub {
     if (left > 0) this.#perAddress.set(connection.address, left)
     else this.#perAddress.delete(connection.address)
     if (reason === 'slow') this.#slowDisconnects++
+    this.#endedBytes += connection.bytesWritten
     this.#onEnd(connection, reason)
     if (!this.#live.delete(connection)) return
+    for (const channel of connection.channels) {
+      const left = this.subscribers(channel) - 1
+      if (left > 0) this.#perChannel.set(channel, left)
+      else this.#perChannel.delete(channel)
+    }
     const key = groupKey(connection.channels)
     // Every live connection was subscribed, so its group exists.
     const group = this.#groups.get(key) as Group

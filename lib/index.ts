@@ -48,7 +48,8 @@ const pushStreamPlugin: FastifyPluginAsync<PushStreamOptions> = async function p
     generate: core.generate.bind(core),
     stats: core.stats.bind(core),
     subscribe: core.subscribe.bind(core),
-    cancel: core.cancel.bind(core)
+    cancel: core.cancel.bind(core),
+    subscribers: core.subscribers.bind(core)
   })
   fastify.decorate('pushStream', api)
   const replies = new StreamReplies(core, options)
@@ -104,6 +105,18 @@ export type {
 } from './broker.js'
 export { randomMessages, type RandomMessage } from './random-source.js'
 export { IDEMPOTENCY_WINDOW_MS } from './message.js'
+export {
+  diagnostics,
+  type AdapterOutageMessage,
+  type AdapterRecoveryMessage,
+  type EventPublishMessage,
+  type ResetMessage,
+  type SlowClientMessage,
+  type StreamEndMessage,
+  type StreamEndReason,
+  type StreamOpenMessage,
+  type TypedChannel
+} from './diagnostics.js'
 export type { SourceContext, SourceIterable, StreamSource } from './source-stream.js'
 export type { StreamEvent }
 export type { StreamOptions }

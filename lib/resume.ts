@@ -1,10 +1,8 @@
 import type { Connection } from './connection.js'
 import type { Engine } from './engine/engine.js'
 import type { HistoryEntry } from './history.js'
-import { groupKey, type Hub, type JoinedReplay } from './hub.js'
-import { encodeEvent } from './wire/encoder.js'
+import { groupKey, resetFrame, type Hub, type JoinedReplay, type ResetFrame } from './hub.js'
 import { compareEventIds, formatEventId, parseEventId, type EventId } from './wire/event-id.js'
-import { RESET_DATA, RESET_EVENT } from './wire/protocol.js'
 
 /**
  * Where a stream that resumes from a `Last-Event-ID` stands until it goes
@@ -73,13 +71,13 @@ export class Resume {
    * Events were lost from the log: every stream still asking or waiting gets
    * `reset` (a `reset` event) instead of a replay, and goes live. Answers how many.
    */
-  lost (reset: Buffer): number {
+  lost (reset: ResetFrame): number {
     const connections = [...this.#states.keys()]
     this.#states.clear()
     this.#forgetReplays()
     for (const connection of connections) {
       this.#hub.reset(connection, reset)
-      this.#hub.subscribe(connection)
+      this.#hub.subscribe(connection, true)
     }
     return connections.length
   }
@@ -117,11 +115,11 @@ export class Resume {
   /** Writes what the client missed, or a `reset` when that is unknown, and subscribes it. */
   #finish (connection: Connection, missed: JoinedReplay | null): void {
     if (missed === null) {
-      this.#hub.reset(connection, encodeEvent({ id: formatEventId(this.#engine.history.newest), event: RESET_EVENT, data: RESET_DATA }))
+      this.#hub.reset(connection, resetFrame(formatEventId(this.#engine.history.newest), 'unknown-last-event-id'))
     } else {
       this.#hub.replay(connection, missed)
     }
-    this.#hub.subscribe(connection)
+    this.#hub.subscribe(connection, true, missed?.count ?? 0)
   }
 
   /**

@@ -167,7 +167,7 @@ export class StreamReplies {
       source.take()
       const headers = streamHeaders(reply)
       reply.hijack()
-      this.#broker.open(reply.raw, headers, { channels: source.channels, lastEventId, address: request.ip, log: request.log })
+      this.#broker.open(reply.raw, headers, { channels: source.channels, lastEventId, address: request.ip, log: request.log, origin: { id: request.id, url: request.url } })
       return reply
     }
     let streamed = source as StreamSource

@@ -4,7 +4,7 @@ import { once } from 'node:events'
 import type net from 'node:net'
 import type { AddressInfo } from 'node:net'
 import type { Connection } from '../lib/connection.js'
-import { Hub, MAX_JOINED_BYTES, joinFrames } from '../lib/hub.js'
+import { Hub, MAX_JOINED_BYTES, joinFrames, resetFrame } from '../lib/hub.js'
 import { StreamClient, rawGet } from './helpers/sse.js'
 import type { Teardown } from './helpers/teardown.js'
 import { waitFor } from './helpers/wait.js'
@@ -228,8 +228,7 @@ t.test('replay() and reset() write their frames and count replayed events and re
   t.equal(hub.resets, 0)
   hub.replay(one.connection, { buffer: Buffer.concat([event(1), event(2), event(3)]), count: 3 })
   hub.replay(two.connection, { buffer: event(3), count: 1 })
-  const reset = Buffer.from('id: 1-3\nevent: reset\ndata: {"reason":"unknown-last-event-id"}\n\n')
-  hub.reset(two.connection, reset)
+  hub.reset(two.connection, resetFrame('1-3', 'unknown-last-event-id'))
   hub.write(one.connection, event(4), 1)
   t.equal(hub.replayed, 4, 'every replayed event counted')
   t.equal(hub.resets, 1)

@@ -9,6 +9,7 @@
 import { once } from 'node:events'
 import { Redis, type RedisOptions } from 'ioredis'
 import type { AdapterLogger } from '../adapter.js'
+import { diagnostics } from '../diagnostics.js'
 import type { RedisConnection } from './options.js'
 
 /** A command that was never sent: the connection was not ready for it. Nothing of it reached Redis. */
@@ -118,20 +119,24 @@ export class RedisConnections {
       if (this.#down.size === 0) {
         this.#downSince = Date.now()
         const error = this.#lastError
-        log.warn({
+        const outage = {
           key,
           connection: name,
           // Redis closing the socket (a restart, CLIENT KILL, a proxy) comes with no error of its own.
           code: typeof error?.code === 'string' ? error.code : 'CONNECTION_CLOSED',
           cause: error?.message ?? 'the connection was closed'
-        }, 'fastify-push-stream: lost the connection to Redis; reconnecting')
+        }
+        log.warn(outage, 'fastify-push-stream: lost the connection to Redis; reconnecting')
+        if (diagnostics.adapterOutage.hasSubscribers) diagnostics.adapterOutage.publish(outage)
       }
       this.#down.add(name)
     }
     const onReady = (): void => {
       this.#lastError = undefined
       if (!this.#down.delete(name) || this.#down.size > 0) return
-      log.info({ key, outageMs: Date.now() - this.#downSince }, 'fastify-push-stream: reconnected to Redis')
+      const recovery = { key, outageMs: Date.now() - this.#downSince }
+      log.info(recovery, 'fastify-push-stream: reconnected to Redis')
+      if (diagnostics.adapterRecovery.hasSubscribers) diagnostics.adapterRecovery.publish(recovery)
     }
     // The app's client as well: its errors are the cause of an outage of the command connection.
     // (The adapter's own connections keep their error listener for good, closed or not.)

@@ -71,6 +71,11 @@ export class ResumableStreams {
   readonly #renewEvery: number | undefined
   readonly #producers = new Map<string, Producer>()
 
+  /** Producers running on this instance. */
+  get size (): number {
+    return this.#producers.size
+  }
+
   constructor (limits: ResumableLimits, serialize: (data: unknown) => string, store: RecordingStore, renewEvery?: number) {
     this.#limits = limits
     this.#serialize = serialize

@@ -3,6 +3,7 @@
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { Redis } from 'ioredis'
+import { diagnostics } from '../../lib/diagnostics.js'
 import { LogCapture } from '../helpers/log.js'
 import { StreamClient, startApp } from '../helpers/sse.js'
 import type { Teardown } from '../helpers/teardown.js'
@@ -71,8 +72,18 @@ t.test('entries trimmed while an instance was cut off: its clients get a reset w
   t.equal(back.events[0]?.event, 'reset')
 })
 
-t.test('an instance that reconnects with nothing lost gets no reset', skipUnlessRedis, async (t) => {
+t.test('an instance that reconnects with nothing lost gets no reset; the outage and the recovery reach diagnostics_channel', skipUnlessRedis, async (t) => {
   const key = testKey(t)
+  const outages: unknown[] = []
+  const recoveries: unknown[] = []
+  const onOutage = (message: unknown): void => { outages.push(message) }
+  const onRecovery = (message: unknown): void => { recoveries.push(message) }
+  diagnostics.adapterOutage.subscribe(onOutage)
+  diagnostics.adapterRecovery.subscribe(onRecovery)
+  t.teardown(() => {
+    diagnostics.adapterOutage.unsubscribe(onOutage)
+    diagnostics.adapterRecovery.unsubscribe(onRecovery)
+  })
   const proxy = await RedisProxy.start(t)
   const a = await instance(t, proxy.url, key)
   const b = await instance(t, redisUrl, key)
@@ -88,6 +99,9 @@ t.test('an instance that reconnects with nothing lost gets no reset', skipUnless
   await onA.take(7)
   t.same(dataOf(onA), ['before', 'away 0', 'away 1', 'away 2', 'away 3', 'away 4', 'live'])
   t.match(a.app.pushStream.stats(), { resets: 0 })
+  await waitFor(() => recoveries.length === 1, 'the recovery')
+  t.match(outages, [{ key, connection: /^(commands|reader)$/, code: String, cause: String }])
+  t.match(recoveries, [{ key, outageMs: Number }])
 })
 
 t.test('Redis restarted without persistence while an instance was away: a reset, then what was published after the restart', skipUnlessRedis, async (t) => {

@@ -3,6 +3,8 @@
 import Fastify from 'fastify'
 import pushStream, {
   FST_PUSH_STREAM_INVALID_OPTION,
+  diagnostics,
+  type StreamEndMessage,
   type PublishedEvent,
   type PushStreamOptions,
   type PushStreamStats,
@@ -86,4 +88,13 @@ export async function usage (): Promise<void> {
   }
   const streams: number = app.pushStream.stats().streams
   console.log(streams)
+  const { bytesWritten, resumable }: { bytesWritten: number, resumable: number } = app.pushStream.stats()
+  const present: number = app.pushStream.subscribers('news')
+  console.log(bytesWritten, resumable, present)
+  diagnostics.end.subscribe((message) => {
+    const { requestId, reason, durationMs, bytes, events } = message as StreamEndMessage
+    console.log(requestId, reason, durationMs, bytes, events)
+  })
+  // @ts-expect-error a message of another channel's shape
+  diagnostics.open.publish({ reason: 'done' })
 }
