@@ -123,6 +123,37 @@ export interface PushStreamAdapter {
    * recorded in the memory of the instance that runs their producer.
    */
   recordings?: AdapterRecordings
+  /** Optional: how far this instance's reading is behind the log, as last seen. */
+  lag?: () => AdapterLag | undefined
+  /**
+   * Optional: presence across instances, so that `subscribers(channel)`
+   * counts every instance's streams. Without it, it counts this instance's.
+   */
+  presence?: AdapterPresence
+}
+
+/** How far an instance's reading is behind the log. */
+export interface AdapterLag {
+  /** The newest id in the log when last seen. */
+  newestId: string
+  /** Entries of the log not yet read. */
+  behind: number
+}
+
+/**
+ * An adapter's presence counts: each instance reports its own (channel to
+ * subscribed streams, no client's identity) every `reportEvery` ms, and an
+ * instance that stops reporting drops out within a few of them.
+ */
+export interface AdapterPresence {
+  /** How often, in milliseconds, the plugin reports this instance's counts. */
+  readonly reportEvery: number
+  /** Replaces this instance's counts with `counts` (the channels with streams). */
+  report: (counts: ReadonlyMap<string, number>) => Promise<void>
+  /** The streams on `channel` across every instance still reporting. */
+  count: (channel: string) => Promise<number>
+  /** Takes this instance's counts out at once; called at close, before `close()`. */
+  leave: () => Promise<void>
 }
 
 /** An adapter's recorder of resumable streams. */

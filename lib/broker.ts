@@ -2,13 +2,14 @@ import type { OutgoingHttpHeaders } from 'node:http'
 import type { AdapterLogger, LogGap } from './adapter.js'
 import { isGone, type RawResponse, type StreamLog, type StreamOrigin } from './connection.js'
 import { diagnostics } from './diagnostics.js'
-import { createEngine, type Engine } from './engine/engine.js'
+import { createEngine, type Engine, type EngineLag } from './engine/engine.js'
 import { FST_PUSH_STREAM_CLOSED, FST_PUSH_STREAM_INVALID_STREAM_OPTIONS, FST_PUSH_STREAM_TOO_MANY_CHANNELS, describe } from './errors.js'
 import type { HistoryEntry } from './history.js'
 import { Hub, resetFrame } from './hub.js'
 import { withoutRepeatedCause } from './log.js'
 import { prepareMessage, sourceMessage, type PublishOptions } from './message.js'
 import type { ResolvedOptions } from './options.js'
+import { Presence } from './presence.js'
 import { Resume } from './resume.js'
 import { SourceLoop } from './source-loop.js'
 import { SourceStream, type StreamSource } from './source-stream.js'
@@ -80,6 +81,12 @@ export interface PushStreamStats {
   resumable: number
   /** Bytes written to every stream, the headers aside. */
   bytesWritten: number
+  /**
+   * With an adapter that can tell (Redis): how far this instance's reading is
+   * behind the shared log, as of its last read: the newest id delivered here,
+   * the log's newest, the entries between and their distance in milliseconds.
+   */
+  lag?: EngineLag
 }
 
 /**
@@ -122,11 +129,15 @@ export interface PushStreamApi {
    */
   cancel(key: string): Promise<boolean>
   /**
-   * Presence: the streams subscribed to `channel` on this instance now (the
-   * route's and `reply.sse(subscription)`'s), kept as a count as streams
-   * subscribe and end. A bad channel name throws `FST_PUSH_STREAM_INVALID_CHANNEL`.
+   * Presence: the streams subscribed to `channel` now (the route's and
+   * `reply.sse(subscription)`'s), kept as a count as streams subscribe and
+   * end. On this instance, as a number; with an adapter that keeps presence
+   * (Redis), a promise of the count across every instance (each reports its
+   * own every second; one that stops drops out within three), rejecting with
+   * `FST_PUSH_STREAM_ADAPTER_UNAVAILABLE` when it cannot be asked. A bad
+   * channel name throws `FST_PUSH_STREAM_INVALID_CHANNEL`.
    */
-  subscribers(channel: string): number
+  subscribers(channel: string): number | Promise<number>
 }
 
 /**
@@ -140,6 +151,7 @@ export class Broker implements PushStreamApi {
   readonly #engine: Engine
   readonly #hub: Hub
   readonly #resume: Resume
+  readonly #presence: Presence
   readonly #loop: SourceLoop<PublishedEvent>
   readonly #streams = new SourceStreams()
   /** Resumable streams by key. */
@@ -168,6 +180,7 @@ export class Broker implements PushStreamApi {
     })
     this.#engine = createEngine(options, { deliver: this.#enqueue, lost: this.#lost }, log)
     this.#resume = new Resume(this.#hub, this.#engine)
+    this.#presence = new Presence(this.#hub, options.adapter?.presence, log)
     const engine = this.#engine
     this.#loop = new SourceLoop({
       source: options.source,
@@ -229,7 +242,8 @@ export class Broker implements PushStreamApi {
       slowDisconnects: this.#hub.slowDisconnects,
       streams: this.#streams.size,
       resumable: this.resumable.size,
-      bytesWritten: this.#hub.bytesWritten
+      bytesWritten: this.#hub.bytesWritten,
+      ...lagOf(this.#engine)
     }
   }
 
@@ -256,9 +270,9 @@ export class Broker implements PushStreamApi {
     })
   }
 
-  subscribers (channel: string): number {
+  subscribers (channel: string): number | Promise<number> {
     assertChannel(channel)
-    return this.#hub.subscribers(channel)
+    return this.#presence.count(channel)
   }
 
   cancel (key: string): Promise<boolean> {
@@ -297,6 +311,7 @@ export class Broker implements PushStreamApi {
   /** Starts the engine and the source loop (a no-op when `interval` is 0 and the source is a function). */
   async start (): Promise<void> {
     await this.#engine.start(this.#loop.timed)
+    this.#presence.start()
     this.#loop.start()
   }
 
@@ -333,6 +348,7 @@ export class Broker implements PushStreamApi {
     if (unreleased > 0) {
       this.#log.warn({ sources: unreleased }, 'fastify-push-stream: some stream sources did not finish after their signal aborted; closing without them')
     }
+    await this.#presence.close()
     await this.#engine.close()
   }
 
@@ -375,4 +391,10 @@ export class Broker implements PushStreamApi {
     for (const reader of this.#readers) reader.deliver(entries)
     this.#resume.afterTick()
   }
+}
+
+/** The engine's lag as a field of `stats()`, absent when it cannot tell. */
+function lagOf (engine: Engine): { lag?: EngineLag } {
+  const lag = engine.lag
+  return lag === undefined ? {} : { lag }
 }

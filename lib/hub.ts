@@ -149,6 +149,11 @@ export class Hub {
     return this.#perChannel.get(channel) ?? 0
   }
 
+  /** Every channel with a subscribed stream, and how many. */
+  get presence (): ReadonlyMap<string, number> {
+    return this.#perChannel
+  }
+
   /** Open streams from one client address. */
   connectionsFrom (address: string): number {
     return this.#perAddress.get(address) ?? 0

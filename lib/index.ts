@@ -92,7 +92,7 @@ export * from './errors.js'
 export { encodeComment, encodeEvent, encodeData, isValidEventName, type WireEvent } from './wire/encoder.js'
 export { parseEventId, formatEventId, compareEventIds, type EventId } from './wire/event-id.js'
 export { DEFAULT_CHANNEL, END_EVENT, ERROR_EVENT, OPEN_EVENT, RESET_EVENT, RETRY_EVENT, isValidChannel } from './wire/protocol.js'
-export type { PushStreamAdapter, AdapterContext, AdapterEvent, AdapterMessage, AdapterLogger, AdapterRecordings, LogGap, PublishFence } from './adapter.js'
+export type { PushStreamAdapter, AdapterContext, AdapterEvent, AdapterMessage, AdapterLag, AdapterLogger, AdapterPresence, AdapterRecordings, LogGap, PublishFence } from './adapter.js'
 export type { RecordingStore, Claim, Outcome } from './resumable/store.js'
 export type { Ending } from './resumable/recording.js'
 export { defaults, resumableDefaults, type ResumableOptions, type PushStreamOptions, type PushStreamRouteOptions, type MessageSource, type SourceMessage, type Authorize } from './options.js'
@@ -105,6 +105,7 @@ export type {
 } from './broker.js'
 export { randomMessages, type RandomMessage } from './random-source.js'
 export { IDEMPOTENCY_WINDOW_MS } from './message.js'
+export type { EngineLag } from './engine/engine.js'
 export {
   diagnostics,
   type AdapterOutageMessage,

@@ -116,6 +116,22 @@ t.test('a gap in the log: what was read before it goes out first, then every cli
   t.match(app.pushStream.stats(), { resets: 2 }, 'and nobody was reset')
 })
 
+t.test('stats().lag: from an adapter that tells how far behind its reading is; absent when it cannot', async (t) => {
+  const log = new SharedLog()
+  let seen: { newestId: string, behind: number } | undefined = { newestId: '1-0', behind: 3 }
+  const adapter = Object.assign(log.adapter(), { lag: () => seen })
+  const { app } = await startApp(t, { adapter })
+  t.same(app.pushStream.stats().lag, { deliveredId: '0-0', newestId: '1-0', behind: 3, ms: 1 })
+  seen = { newestId: 'not an id', behind: 1 }
+  t.equal('lag' in app.pushStream.stats(), false, 'a newest id that is not one: no lag')
+  seen = undefined
+  t.equal('lag' in app.pushStream.stats(), false)
+  const plain = await startApp(t, { adapter: log.adapter() })
+  t.equal('lag' in plain.app.pushStream.stats(), false, 'an adapter without lag()')
+  const local = await startApp(t)
+  t.equal('lag' in local.app.pushStream.stats(), false, 'no adapter')
+})
+
 t.test('a client that leaves, or a server that closes, while the log is asked: nothing is written after', async (t) => {
   const { b, release } = await laterInstanceWithSlowLog(t)
   const leaving = await openStream(`${b.url}/events`, { 'last-event-id': '0-0' })
@@ -151,7 +167,7 @@ t.test('a client ahead of the instance it lands on goes live once that instance 
   const watcher = await openStream(`${b.url}/events`)
   await a.app.pushStream.publish('one')
   await watcher.take(1)
-  behind.lag()
+  behind.holdDeliveries()
   await a.app.pushStream.publish('two')
   await a.app.pushStream.publish('three')
   const seen = await onA.take(3)
@@ -162,7 +178,7 @@ t.test('a client ahead of the instance it lands on goes live once that instance 
   await a.app.pushStream.publish('four')
   await watcher.take(4)
   t.same((await moved.take(1)).map((e) => e.data), ['four'], 'only what it had not seen')
-  behind.lag()
+  behind.holdDeliveries()
   await a.app.pushStream.publish('five')
   const ahead = (await onA.take(5))[4]?.id as string
   const leaving = await openStream(`${b.url}/events`, { 'last-event-id': ahead })

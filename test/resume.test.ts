@@ -200,7 +200,7 @@ t.test('SharedEngine: a client ahead of this instance waits in "waiting" until t
   await faster.start({ deliver: () => {}, lost: () => {}, log: { info: () => {}, warn: () => {}, error: () => {} } })
   t.teardown(() => faster.close())
   const ids = [await publish('one'), await publish('two')]
-  adapter.lag()
+  adapter.holdDeliveries()
   for (const text of ['three', 'four', 'five']) ids.push(await faster.publish({ channel: 'default', event: undefined, data: text }))
 
   // The client saw four on the faster instance; this one has delivered two.
@@ -249,7 +249,7 @@ t.test('SharedEngine: a stream that ends while waiting is forgotten', async (t) 
   const log = new SharedLog()
   const { hub, resume, engine, connect, publish, adapter } = await assembleShared(t, log, 10)
   await publish('one')
-  adapter.lag()
+  adapter.holdDeliveries()
   // Stored in the log, not yet delivered here: a client that saw it elsewhere is ahead of this instance.
   const two = await engine.append({ event: undefined, channel: 'default', text: 'two' })
   const leaving = await connect(two)

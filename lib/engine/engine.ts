@@ -17,6 +17,8 @@ export interface Engine {
   readonly history: EventHistory
   /** Events this instance published (stored, with an adapter). */
   readonly published: number
+  /** With an adapter that can tell, how far this instance's reading is behind the log. */
+  readonly lag: EngineLag | undefined
   /** False while another instance runs the message source (it holds the lease). */
   readonly mayGenerate: boolean
   /** Connects, and takes part in the source's lease when `runsSource`. */
@@ -37,6 +39,16 @@ export interface Engine {
   replayOlder: (lastId: string, until: EventId, channels: ReadonlySet<string>) => Promise<HistoryEntry[] | null> | null
   /** Stops taking part and lets go of what the engine holds. */
   close: () => Promise<void>
+}
+
+/** How far an instance is behind the shared log: the newest id delivered here and the log's newest, the entries between, and their distance in time. */
+export interface EngineLag {
+  deliveredId: string
+  newestId: string
+  /** Entries of the log not yet delivered here. */
+  behind: number
+  /** The newest id's time less the delivered one's, in milliseconds (0 when caught up). */
+  ms: number
 }
 
 /** Where an engine hands what it reads from its log: each event once, in order, encoded; and a gap, at the point in that order where it was found. */

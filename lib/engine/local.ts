@@ -27,6 +27,9 @@ export class LocalEngine implements Engine {
     return this.#published
   }
 
+  /** Never behind: there is no shared log. */
+  readonly lag = undefined
+
   /** Always: there is no other instance. */
   get mayGenerate (): boolean {
     return true

@@ -6,7 +6,7 @@ import { IDEMPOTENCY_WINDOW_MS, type OutgoingMessage } from '../message.js'
 import { encodeEvent } from '../wire/encoder.js'
 import { compareEventIds, formatEventId, parseEventId, type EventId } from '../wire/event-id.js'
 import { isValidChannel } from '../wire/protocol.js'
-import type { Engine, EngineOutput } from './engine.js'
+import type { Engine, EngineLag, EngineOutput } from './engine.js'
 
 /** The name of the lease that decides which instance runs the message source. */
 const SOURCE_LEASE = 'generator'
@@ -45,6 +45,19 @@ export class SharedEngine implements Engine {
 
   get published (): number {
     return this.#published
+  }
+
+  get lag (): EngineLag | undefined {
+    const seen = this.#adapter.lag?.()
+    const newest = seen === undefined ? null : parseEventId(seen.newestId)
+    if (seen === undefined || newest === null) return undefined
+    const delivered = this.#lastDelivered
+    return {
+      deliveredId: formatEventId(delivered),
+      newestId: seen.newestId,
+      behind: seen.behind,
+      ms: Math.max(0, newest.ms - delivered.ms)
+    }
   }
 
   /** Only the instance that holds the lease runs the source. */

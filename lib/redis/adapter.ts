@@ -6,7 +6,7 @@
  * again; `lease` never rejects.
  */
 import type { Redis } from 'ioredis'
-import type { AdapterContext, AdapterEvent, AdapterMessage, AdapterRecordings, PublishFence, PushStreamAdapter } from '../adapter.js'
+import type { AdapterContext, AdapterEvent, AdapterLag, AdapterMessage, AdapterRecordings, PublishFence, PushStreamAdapter } from '../adapter.js'
 import { FST_PUSH_STREAM_ADAPTER_UNAVAILABLE, FST_PUSH_STREAM_INVALID_OPTION, FST_PUSH_STREAM_LEASE_LOST, FST_PUSH_STREAM_PUBLISH_UNCONFIRMED, errorMessage } from '../errors.js'
 import { NotSent, RedisConnections, sentUnanswered, type Call } from './connections.js'
 import { toEvents, toFields } from './entries.js'
@@ -18,6 +18,7 @@ import { entriesAfter } from './replay.js'
 import { StreamTail } from './tail.js'
 import { StreamContinuity } from './continuity.js'
 import { RedisRecordings, RENEW_EVERY_MS } from './recordings.js'
+import { RedisPresence } from './presence.js'
 
 type State = 'idle' | 'started' | 'closed'
 
@@ -29,12 +30,16 @@ export class RedisStreamAdapter implements PushStreamAdapter {
   #state: State = 'idle'
   #commands: Redis | undefined
   #tail: StreamTail | undefined
+  #continuity: StreamContinuity | undefined
 
   /** Resumable streams, recorded beside the stream: any instance can follow them. */
   readonly recordings: AdapterRecordings = {
     renewEvery: RENEW_EVERY_MS,
     store: (limits) => new RedisRecordings(this.#options.key, this.#call, limits)
   }
+
+  /** Presence: this instance's counts beside the stream, summed over the instances still reporting. */
+  readonly presence: RedisPresence
 
   /** Runs a command on the command connection: at once or not at all when Redis is away, and bounded in time. */
   readonly #call: Call = async (run) => {
@@ -54,6 +59,7 @@ export class RedisStreamAdapter implements PushStreamAdapter {
     this.#options = options
     this.#connections = new RedisConnections(connection, options.key, options.commandTimeout)
     this.#leases = new RedisLeases(options.key, this.#call)
+    this.presence = new RedisPresence(options.key, this.#call)
   }
 
   async start (context: AdapterContext): Promise<string> {
@@ -68,6 +74,7 @@ export class RedisStreamAdapter implements PushStreamAdapter {
     let reader: Redis
     let lastId: string
     const continuity = new StreamContinuity(key)
+    this.#continuity = continuity
     try {
       commands = connections.open('commands', { lazyConnect: true })
       this.#commands = commands
@@ -120,6 +127,10 @@ export class RedisStreamAdapter implements PushStreamAdapter {
     } catch (error) {
       throw new FST_PUSH_STREAM_ADAPTER_UNAVAILABLE(`replay from Redis failed: ${errorMessage(error)}`, { cause: error })
     }
+  }
+
+  lag (): AdapterLag | undefined {
+    return this.#continuity?.lag()
   }
 
   async lease (name: string, ttlMs: number): Promise<boolean> {

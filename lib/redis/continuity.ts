@@ -16,7 +16,7 @@
  */
 import { createHash, randomUUID } from 'node:crypto'
 import type { Redis } from 'ioredis'
-import type { LogGap } from '../adapter.js'
+import type { AdapterLag, LogGap } from '../adapter.js'
 import { CONTINUITY, JOIN } from './scripts.js'
 
 const CONTINUITY_SHA = createHash('sha1').update(CONTINUITY).digest('hex')
@@ -28,6 +28,9 @@ export class StreamContinuity {
   #epoch = ''
   /** How many entries the stream had ever been given up to the tail's last one. */
   #position = 0
+  /** The stream's newest id and how many entries it was ever given, when last asked. */
+  #newest = '0-0'
+  #added = 0
 
   /** @param key the stream's key; the epoch is kept at `<key>:epoch`. */
   constructor (key: string) {
@@ -40,7 +43,14 @@ export class StreamContinuity {
     const [epoch, newest, added] = await client.eval(JOIN, 2, this.#streamKey, this.#epochKey, randomUUID()) as [string, string, number]
     this.#epoch = epoch
     this.#position = added
+    this.#newest = newest
+    this.#added = added
     return newest
+  }
+
+  /** How far the tail is behind the stream, as of the last check before a read. */
+  lag (): AdapterLag {
+    return { newestId: this.#newest, behind: Math.max(0, this.#added - this.#position) }
   }
 
   /** The tail read `count` more entries. */
@@ -55,7 +65,7 @@ export class StreamContinuity {
    */
   async check (reader: Redis, lastId: string): Promise<LogGap | undefined> {
     const args = [2, this.#streamKey, this.#epochKey, this.#epoch, lastId, this.#position, randomUUID()] as const
-    let answer: [verdict: string, epoch: string, head: string, position: number]
+    let answer: [verdict: string, epoch: string, head: string, position: number, newest: string, added: number]
     try {
       answer = await reader.evalsha(CONTINUITY_SHA, ...args) as typeof answer
     } catch (error) {
@@ -63,9 +73,11 @@ export class StreamContinuity {
       if (!String((error as Error).message).startsWith('NOSCRIPT')) throw error
       answer = await reader.eval(CONTINUITY, ...args) as typeof answer
     }
-    const [verdict, epoch, head, position] = answer
+    const [verdict, epoch, head, position, newest, added] = answer
     this.#epoch = epoch
     this.#position = position
+    this.#newest = newest
+    this.#added = added
     if (verdict === 'ok') return undefined
     return { after: lastId, head, reason: verdict === 'trimmed' ? 'trimmed' : 'lost' }
   }

@@ -97,19 +97,20 @@ return { redis.call('GET', KEYS[2]), newest and newest[1] or '0-0', added }`
  * id `ARGV[2]`, the entry at position `ARGV[3]` in its history, for the
  * instance in the epoch `ARGV[1]` (the value of `KEYS[2]`, which a flush or a
  * restart without persistence loses; `ARGV[4]` then becomes the new one).
- * Answers `{ verdict, epoch, head, position }`: `ok` with head and position
+ * Answers `{ verdict, epoch, head, position, newest, added }`: `ok` with head and position
  * as given when nothing was left unread; else `trimmed` (more entries were
  * trimmed than the tail had read) or `lost` (the epoch changed, or the stream
  * went back behind the last id), with where the tail reads on: after `head`,
  * an id no event ever had, just before the first entry after the last id
  * (an entry marking the gap is appended when there is none), so no id a
- * client held before the gap resumes past it.
+ * client held before the gap resumes past it. `newest` and `added` are the
+ * stream's newest id and how many entries it was ever given, for the lag.
  */
 export const CONTINUITY = `${BEFORE}${STREAM_INFO}
 local epoch = redis.call('GET', KEYS[2])
 local verdict = 'lost'
 if epoch == ARGV[1] and not before(last, ARGV[2]) then
-  if added - length <= tonumber(ARGV[3]) then return { 'ok', epoch, ARGV[2], tonumber(ARGV[3]) } end
+  if added - length <= tonumber(ARGV[3]) then return { 'ok', epoch, ARGV[2], tonumber(ARGV[3]), last, added } end
   verdict = 'trimmed'
 end
 if not epoch then
@@ -119,13 +120,13 @@ end
 local after = redis.call('XRANGE', KEYS[1], '(' .. ARGV[2], '+')
 if #after == 0 then
   local marker = redis.call('XADD', KEYS[1], '*', 'gap', '1')
-  return { verdict, epoch, marker, added + 1 }
+  return { verdict, epoch, marker, added + 1, marker, added + 1 }
 end
 local first = after[1][1]
 local dash = string.find(first, '-', 1, true)
 local ms, seq = tonumber(string.sub(first, 1, dash - 1)), tonumber(string.sub(first, dash + 1))
 local head = seq > 0 and string.format('%.0f-%.0f', ms, seq - 1) or string.format('%.0f-999999999', ms - 1)
-return { verdict, epoch, head, added - #after }`
+return { verdict, epoch, head, added - #after, last, added }`
 
 /**
  * Create-or-follow for a resumable stream: `follow` when its recording
@@ -179,3 +180,35 @@ return 1`
 /** The entries of the recording `KEYS[1]` from `ARGV[1]` (`(n-0`: after event n), at most `ARGV[2]`, and whether the claim `KEYS[2]` is held. */
 export const READ = `
 return { redis.call('XRANGE', KEYS[1], ARGV[1], '+', 'COUNT', ARGV[2]), redis.call('EXISTS', KEYS[2]) }`
+
+/** Milliseconds since the epoch by Redis's clock, in a script. */
+const NOW = `
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)`
+
+/**
+ * Replaces an instance's presence counts: the hash `KEYS[2]` becomes the
+ * `channel, count` pairs `ARGV[3..]`, kept `ARGV[2]` ms, and the instance
+ * `ARGV[1]` is listed in `KEYS[1]` until then.
+ */
+export const PRESENCE_REPORT = `${NOW}
+redis.call('DEL', KEYS[2])
+if #ARGV > 2 then
+  redis.call('HSET', KEYS[2], unpack(ARGV, 3))
+  redis.call('PEXPIRE', KEYS[2], ARGV[2])
+end
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+return 1`
+
+/**
+ * The streams on channel `ARGV[2]` across the instances listed in `KEYS[1]`
+ * whose counts have not expired (their hashes at `ARGV[1] .. instance`); the
+ * expired are dropped from the list.
+ */
+export const PRESENCE_COUNT = `${NOW}
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+local total = 0
+for _, instance in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  total = total + tonumber(redis.call('HGET', ARGV[1] .. instance, ARGV[2]) or 0)
+end
+return total`

@@ -1,4 +1,4 @@
-import type { AdapterContext, AdapterEvent, AdapterMessage, LogGap, PublishFence, PushStreamAdapter } from '../../lib/adapter.js'
+import type { AdapterContext, AdapterEvent, AdapterMessage, AdapterPresence, LogGap, PublishFence, PushStreamAdapter } from '../../lib/adapter.js'
 
 /**
  * A shared log in this process that several app instances can use through
@@ -18,6 +18,8 @@ export class SharedLog {
   #trimmed = false
   /** While set, publish, replay and lease reject with it (the engine is unreachable). */
   failure: Error | undefined
+  /** Each instance's presence counts, as its adapter last reported them. */
+  readonly presence = new Map<object, ReadonlyMap<string, number>>()
   /** While set, replay waits for it (a slow engine). */
   hold: Promise<void> | undefined
 
@@ -25,8 +27,8 @@ export class SharedLog {
     this.#capacity = capacity
   }
 
-  /** A new adapter on this log (one per app instance). */
-  adapter (): PushStreamAdapter & { readonly closed: boolean, lag: () => void, catchUp: () => Promise<void>, lose: (gap: LogGap) => void } {
+  /** A new adapter on this log (one per app instance); with `presence`, it keeps presence counts too, reported every `presence` ms. */
+  adapter (options: { presence?: number } = {}): PushStreamAdapter & { readonly closed: boolean, holdDeliveries: () => void, catchUp: () => Promise<void>, lose: (gap: LogGap) => void } {
     const log = this
     const self = {}
     let context: AdapterContext | undefined
@@ -36,9 +38,29 @@ export class SharedLog {
     const check = (): void => {
       if (log.failure !== undefined) throw log.failure
     }
+    const presence: AdapterPresence | undefined = options.presence === undefined
+      ? undefined
+      : {
+          reportEvery: options.presence,
+          async report (counts) {
+            check()
+            log.presence.set(self, new Map(counts))
+          },
+          async count (channel) {
+            check()
+            let total = 0
+            for (const counts of log.presence.values()) total += counts.get(channel) ?? 0
+            return total
+          },
+          async leave () {
+            check()
+            log.presence.delete(self)
+          }
+        }
     return {
+      presence,
       get closed () { return closed },
-      lag () { lagged = [] },
+      holdDeliveries () { lagged = [] },
       /** Reports a gap to this instance, at once, as an adapter that found one would. */
       lose (gap: LogGap) { context?.lost(gap) },
       /** Delivers what waited, one event per turn of the event loop (so one per flush). */

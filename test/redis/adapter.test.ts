@@ -192,6 +192,7 @@ t.test('start twice is refused; publish before start and after close rejects wit
   const adapter = redisAdapter({ url: redisUrl }, { key })
   const message = { channel: 'default', event: undefined, data: 'x' }
   await t.rejects(adapter.publish(message), { code: 'FST_PUSH_STREAM_ADAPTER_UNAVAILABLE', message: /not started/ })
+  t.equal(adapter.lag?.(), undefined, 'no lag before it reads')
   const context = new RecordingContext()
   await adapter.start(context)
   await t.rejects(adapter.start(context), { code: 'FST_PUSH_STREAM_INVALID_OPTION', message: /only be started once/ })

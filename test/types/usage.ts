@@ -89,7 +89,7 @@ export async function usage (): Promise<void> {
   const streams: number = app.pushStream.stats().streams
   console.log(streams)
   const { bytesWritten, resumable }: { bytesWritten: number, resumable: number } = app.pushStream.stats()
-  const present: number = app.pushStream.subscribers('news')
+  const present: number = await app.pushStream.subscribers('news')
   console.log(bytesWritten, resumable, present)
   diagnostics.end.subscribe((message) => {
     const { requestId, reason, durationMs, bytes, events } = message as StreamEndMessage
