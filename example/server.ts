@@ -9,6 +9,7 @@ import fastifyStatic from '@fastify/static'
 import { nanoid } from 'nanoid'
 import pushStream, { type PublishedEvent, type PushStreamApi, type ResumableOptions, type SourceMessage } from '../lib/index.js'
 import { askRoutes } from './ask.js'
+import { serveMetrics } from './metrics.js'
 
 /** The channels the demo publishes on; the page offers the same ones. */
 export const CHANNELS = ['default', 'news', 'alerts'] as const
@@ -185,6 +186,9 @@ export async function build (options: BuildOptions = {}): Promise<FastifyInstanc
 
   // The Ask panel: resumable answers streamed by reply.sse, their cancel, and the count of released answer sources.
   askRoutes(app, { delay: options.answerDelay ?? 80 })
+
+  // Prometheus metrics at /metrics, from the plugin's diagnostics channels, stats() and subscribers().
+  serveMetrics(app, { channels: CHANNELS })
 
   return app
 }
