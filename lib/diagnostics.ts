@@ -53,8 +53,8 @@ export interface ResetMessage {
   requestId: string
   /** `unknown-last-event-id` (a resume history could not answer) or `events-lost` (a gap in the shared log). */
   reason: 'unknown-last-event-id' | 'events-lost'
-  /** The id the reset carries. */
-  id: string
+  /** The id the reset carries; undefined for a resumable stream's, which carries none (its key is unknown). */
+  id: string | undefined
 }
 
 /** A client was cut off for falling more than `maxBufferedBytes` behind. */

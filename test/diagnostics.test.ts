@@ -95,6 +95,15 @@ t.test('per-request streams: open as a source; end done, source failed, stalled'
   t.match(ended[2], { reason: 'stalled' })
 })
 
+t.test('reset for a resumable stream whose key is not kept: no id to carry', async (t) => {
+  const resets = listen<Record<string, unknown>>(t, 'reset')
+  const { url } = await startApp(t, {}, (app) => {
+    app.get('/answers/:key', (request, reply) => reply.sse(['never'], { key: (request.params as { key: string }).key }))
+  })
+  await (await openStream(`${url}/answers/gone`, { 'last-event-id': '3' })).ended
+  t.match(resets, [{ requestId: /\S/, reason: 'unknown-last-event-id', id: undefined }])
+})
+
 t.test('slow: a client cut off past maxBufferedBytes, with what was waiting', async (t) => {
   const slow = listen<Record<string, unknown>>(t, 'slow')
   const ended = listen<Record<string, unknown>>(t, 'end')

@@ -17,6 +17,7 @@ import { iteratorOf, isThenable, type StreamSource } from '../source-stream.js'
 import { encodeItem } from '../stream-item.js'
 import { encodeEvent } from '../wire/encoder.js'
 import { RESET_DATA, RESET_EVENT } from '../wire/protocol.js'
+import { diagnostics } from '../diagnostics.js'
 import type { Ending } from './recording.js'
 import type { Outcome, RecordingStore } from './store.js'
 
@@ -106,6 +107,7 @@ export class ResumableStreams {
       try {
         const claim = await store.claim(key, lastEventId === undefined)
         if (claim === 'unknown') {
+          if (diagnostics.reset.hasSubscribers) diagnostics.reset.publish({ requestId: request.id, reason: 'unknown-last-event-id', id: undefined })
           yield RESET_FRAME
           return UNKNOWN
         }
