@@ -49,7 +49,7 @@ export class SharedEngine implements Engine {
 
   get lag (): EngineLag | undefined {
     const seen = this.#adapter.lag?.()
-    const newest = seen === undefined ? null : parseEventId(seen.newestId)
+    const newest = parseEventId(seen?.newestId)
     if (seen === undefined || newest === null) return undefined
     const delivered = this.#lastDelivered
     return {
