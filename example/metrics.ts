@@ -95,23 +95,11 @@ export function serveMetrics (app: FastifyInstance, options: MetricsOptions): Re
     }
   }))
 
-  const opened = new Counter({
-    name: 'push_stream_opened_total',
-    help: 'Streams that went live, by kind (broadcast or source) and whether the client resumed with a Last-Event-ID.',
-    labelNames: ['kind', 'resumed'],
-    registers
-  })
-  const replayed = new Counter({
-    name: 'push_stream_replayed_events_total',
-    help: 'Events sent again to clients that resumed.',
-    registers
-  })
-  const ended = new Counter({
-    name: 'push_stream_ended_total',
-    help: 'Streams ended, by reason.',
-    labelNames: ['reason'],
-    registers
-  })
+  // Fed by the diagnostics channels, as things happen.
+  const counter = (name: string, help: string, labelNames: string[] = []): Counter => new Counter({ name, help, labelNames, registers })
+  const opened = counter('push_stream_opened_total', 'Streams that went live, by kind (broadcast or source) and whether the client resumed with a Last-Event-ID.', ['kind', 'resumed'])
+  const replayed = counter('push_stream_replayed_events_total', 'Events sent again to clients that resumed.')
+  const ended = counter('push_stream_ended_total', 'Streams ended, by reason.', ['reason'])
   const duration = new Histogram({
     name: 'push_stream_duration_seconds',
     help: 'How long streams stayed open.',
@@ -119,32 +107,11 @@ export function serveMetrics (app: FastifyInstance, options: MetricsOptions): Re
     buckets: [1, 10, 60, 300, 900, 1800, 3600, 4 * 3600, 12 * 3600],
     registers
   })
-  const published = new Counter({
-    name: 'push_stream_events_published_total',
-    help: 'Events written out to this instance\'s streams (with an adapter, whichever instance published them).',
-    registers
-  })
-  const deliveries = new Counter({
-    name: 'push_stream_deliveries_total',
-    help: 'Events times the streams each was written to.',
-    registers
-  })
-  const slow = new Counter({
-    name: 'push_stream_slow_disconnects_total',
-    help: 'Clients cut off for falling more than maxBufferedBytes behind.',
-    registers
-  })
-  const resets = new Counter({
-    name: 'push_stream_resets_total',
-    help: 'Reset events written, by reason.',
-    labelNames: ['reason'],
-    registers
-  })
-  const outages = new Counter({
-    name: 'push_stream_adapter_outages_total',
-    help: 'Times the adapter lost its connection to its engine (Redis).',
-    registers
-  })
+  const published = counter('push_stream_events_published_total', 'Events written out to this instance\'s streams (with an adapter, whichever instance published them).')
+  const deliveries = counter('push_stream_deliveries_total', 'Events times the streams each was written to.')
+  const slow = counter('push_stream_slow_disconnects_total', 'Clients cut off for falling more than maxBufferedBytes behind.')
+  const resets = counter('push_stream_resets_total', 'Reset events written, by reason.', ['reason'])
+  const outages = counter('push_stream_adapter_outages_total', 'Times the adapter lost its connection to its engine (Redis).')
   const outageSeconds = new Histogram({
     name: 'push_stream_adapter_outage_seconds',
     help: 'How long each adapter outage lasted, observed when the adapter is connected again.',
