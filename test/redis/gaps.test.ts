@@ -34,33 +34,32 @@ async function noticedOutage (instance: Instance): Promise<void> {
 }
 
 /**
- * A redis-server of the test's own, A behind a proxy the test can cut and B on it directly, a client on
- * each, and one event both clients have.
+ * Two instances on the stream `key` of the Redis at `url`: A behind a proxy the test can cut, B on it
+ * directly; a client on each, and one event both clients have.
  */
-async function onOwnRedis (t: Teardown): Promise<{ redis: OwnRedis, proxy: RedisProxy, a: Instance, b: Instance, onA: StreamClient, onB: StreamClient }> {
-  const redis = await OwnRedis.start(t)
-  const proxy = await RedisProxy.start(t, new URL(redis.url))
-  const a = await instance(t, proxy.url, 'gaps')
-  const b = await instance(t, redis.url, 'gaps')
+async function apart (t: Teardown, url: string, key: string, maxLength?: number): Promise<{ proxy: RedisProxy, a: Instance, b: Instance, onA: StreamClient, onB: StreamClient }> {
+  const proxy = await RedisProxy.start(t, new URL(url))
+  const a = await instance(t, proxy.url, key, maxLength)
+  const b = await instance(t, url, key, maxLength)
   const onA = await stream(t, a.url)
   const onB = await stream(t, b.url)
   await b.app.pushStream.publish('before')
   await onA.take(1)
   await onB.take(1)
-  return { redis, proxy, a, b, onA, onB }
+  return { proxy, a, b, onA, onB }
+}
+
+/** The same on a redis-server of the test's own, which it may restart or flush. */
+async function onOwnRedis (t: Teardown): Promise<{ redis: OwnRedis, proxy: RedisProxy, a: Instance, b: Instance, onA: StreamClient, onB: StreamClient }> {
+  const redis = await OwnRedis.start(t)
+  return { redis, ...await apart(t, redis.url, 'gaps') }
 }
 
 const dataOf = (client: StreamClient): string[] => client.events.map((event) => event.event === 'reset' ? `reset ${event.data}` : event.data)
 
 t.test('entries trimmed while an instance was cut off: its clients get a reset where the gap is, then every entry kept after it', skipUnlessRedis, async (t) => {
   const key = testKey(t)
-  const proxy = await RedisProxy.start(t)
-  const a = await instance(t, proxy.url, key, 10)
-  const b = await instance(t, redisUrl, key, 10)
-  const onA = await stream(t, a.url)
-  const onB = await stream(t, b.url)
-  await b.app.pushStream.publish('before')
-  await onA.take(1)
+  const { proxy, a, b, onA, onB } = await apart(t, redisUrl, key, 10)
   proxy.cut()
   await noticedOutage(a)
   // Far more than maxLength: the stream is trimmed past everything A has not read.
@@ -101,12 +100,7 @@ t.test('an instance that reconnects with nothing lost gets no reset; the outage 
     diagnostics.adapterOutage.unsubscribe(onOutage)
     diagnostics.adapterRecovery.unsubscribe(onRecovery)
   })
-  const proxy = await RedisProxy.start(t)
-  const a = await instance(t, proxy.url, key)
-  const b = await instance(t, redisUrl, key)
-  const onA = await stream(t, a.url)
-  await b.app.pushStream.publish('before')
-  await onA.take(1)
+  const { proxy, a, b, onA } = await apart(t, redisUrl, key)
   proxy.cut()
   await noticedOutage(a)
   for (let n = 0; n < 5; n++) await b.app.pushStream.publish(`away ${n}`)

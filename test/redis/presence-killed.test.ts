@@ -1,8 +1,6 @@
 // Presence across instances when one dies without closing (kill -9): its counts drop out within seconds.
 import t from 'tap'
-import { spawn } from 'node:child_process'
-import { once } from 'node:events'
-import { fileURLToPath } from 'node:url'
+import { spawnInstance } from './fixtures/spawn.js'
 import { StreamClient, startApp } from '../helpers/sse.js'
 import { loadRedisAdapter, redisUrl, skipUnlessRedis, testKey } from '../helpers/redis.js'
 
@@ -10,14 +8,10 @@ import { loadRedisAdapter, redisUrl, skipUnlessRedis, testKey } from '../helpers
 
 t.test('kill -9 of an instance: the streams it held drop out of the count within seconds', skipUnlessRedis, async (t) => {
   const key = testKey(t)
-  const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('./fixtures/instance.ts', import.meta.url)), key, redisUrl], {
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc']
-  })
-  t.teardown(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
-  const [ready] = await once(child, 'message') as [{ type: string, port: number }]
+  const { child, port } = await spawnInstance(t, 'instance.ts', key, redisUrl)
   const { redisAdapter } = await loadRedisAdapter()
   const { app, url } = await startApp(t, { adapter: redisAdapter({ url: redisUrl }, { key }) })
-  const clients = [new StreamClient(`http://127.0.0.1:${ready.port}/events?channel=room`), new StreamClient(`http://127.0.0.1:${ready.port}/events?channel=room`), new StreamClient(`${url}/events?channel=room`)]
+  const clients = [new StreamClient(`http://127.0.0.1:${port}/events?channel=room`), new StreamClient(`http://127.0.0.1:${port}/events?channel=room`), new StreamClient(`${url}/events?channel=room`)]
   for (const client of clients) {
     t.teardown(() => client.close())
     await client.opened()

@@ -1,7 +1,5 @@
 import t from 'tap'
-import { spawn } from 'node:child_process'
-import { once } from 'node:events'
-import { fileURLToPath } from 'node:url'
+import { spawnInstance } from './fixtures/spawn.js'
 import { openStream, startApp } from '../helpers/sse.js'
 import { waitFor } from '../helpers/wait.js'
 import { loadRedisAdapter, redisUrl, skipUnlessRedis, testKey } from '../helpers/redis.js'
@@ -10,11 +8,7 @@ import { loadRedisAdapter, redisUrl, skipUnlessRedis, testKey } from '../helpers
 
 t.test('kill -9 of the instance running a producer: its follower on another instance gets what was recorded, then FST_PUSH_STREAM_PRODUCER_LOST within seconds', skipUnlessRedis, async (t) => {
   const key = testKey(t)
-  const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('./fixtures/producer.ts', import.meta.url)), key, redisUrl], {
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc']
-  })
-  t.teardown(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
-  const [ready] = await once(child, 'message') as [{ type: string, port: number }]
+  const { child, port } = await spawnInstance(t, 'producer.ts', key, redisUrl)
   const { redisAdapter } = await loadRedisAdapter()
   let started = 0
   const { url } = await startApp(t, { adapter: redisAdapter({ url: redisUrl }, { key }) }, (app) => {
@@ -22,7 +16,7 @@ t.test('kill -9 of the instance running a producer: its follower on another inst
   })
 
   // The child claims the key and records its first event; this instance follows it.
-  const onChild = await openStream(`http://127.0.0.1:${ready.port}/answers/doomed`)
+  const onChild = await openStream(`http://127.0.0.1:${port}/answers/doomed`)
   await onChild.take(1)
   const follower = await openStream(`${url}/answers/doomed`)
   await follower.take(1)
