@@ -158,8 +158,10 @@ export class Broker implements PushStreamApi {
   readonly resumable: ResumableStreams
   readonly #readers = new Set<SubscriptionReader>()
   readonly #log: AdapterLogger
-  /** Events of this tick not yet written out. */
+  /** Events published but not yet written out. */
   #pending: HistoryEntry[] = []
+  /** The scheduled write of `#pending` when `flushDelay` is set. */
+  #flushTimer: NodeJS.Timeout | undefined
   #closed = false
 
   /** `log` is told of every failure of the source loop (the loop goes on) and of the engine. */
@@ -352,11 +354,19 @@ export class Broker implements PushStreamApi {
     await this.#engine.close()
   }
 
-  /** The engine's `deliver`: queues an event for this tick; the first one of a tick schedules the write. */
+  /**
+   * The engine's `deliver`: queues an event; the first one of a batch
+   * schedules the write. At the end of this turn of the event loop by default,
+   * so that events arriving in separate callbacks of one turn (messages read
+   * in one poll, timers due together) share one write per connection; after
+   * `flushDelay` ms when set.
+   */
   readonly #enqueue = (entry: HistoryEntry): void => {
     this.#pending.push(entry)
-    // A microtask runs before any I/O: nothing waits a tick when there is nothing to join.
-    if (this.#pending.length === 1) queueMicrotask(this.#flush)
+    if (this.#pending.length > 1) return
+    const delay = this.#options.flushDelay
+    if (delay === 0) setImmediate(this.#flush)
+    else this.#flushTimer = setTimeout(this.#flush, delay).unref()
   }
 
   /**
@@ -375,10 +385,12 @@ export class Broker implements PushStreamApi {
       : 'fastify-push-stream: the shared log lost events this instance had not read (its data was flushed, lost in a restart or restored from an older copy); its clients get a reset')
   }
 
-  /** Records this tick's events in history and writes them out, joined per connection; then resumes whom they catch up with. */
+  /** Records the batch's events in history and writes them out, joined per connection; then resumes whom they catch up with. */
   readonly #flush = (): void => {
     const entries = this.#pending
     if (entries.length === 0) return
+    // Written early (a close, a gap): the delay's timer has nothing left to write.
+    clearTimeout(this.#flushTimer)
     this.#pending = []
     const history = this.#engine.history
     for (const entry of entries) history.append(entry)

@@ -55,6 +55,7 @@ t.test('the defaults', async (t) => {
     maxConnectionsPerIp: 0,
     maxChannels: 32,
     stallTimeout: 30000,
+    flushDelay: 0,
     client: false
   })
   t.ok(Object.isFrozen(defaults), 'the exported defaults cannot be changed')
@@ -76,6 +77,7 @@ t.test('undefined values fall back to the defaults', async (t) => {
     maxConnectionsPerIp: undefined,
     maxChannels: undefined,
     stallTimeout: undefined,
+    flushDelay: undefined,
     client: undefined,
     serialize: undefined,
     authorize: undefined,
@@ -109,6 +111,7 @@ t.test('given values are kept, including 0 where 0 is allowed', async (t) => {
     maxConnectionsPerIp: 1,
     maxChannels: 1,
     stallTimeout: 0,
+    flushDelay: 1000,
     client: true,
     resumable: { maxDuration: 1, ttl: 0, maxEvents: 1, maxBytes: 1, maxStreams: 1 },
     serialize,
@@ -135,7 +138,8 @@ const integers: Array<{ name: keyof PushStreamOptions, min: number, max: number 
   { name: 'maxConnections', min: 1, max: Number.MAX_SAFE_INTEGER },
   { name: 'maxConnectionsPerIp', min: 0, max: Number.MAX_SAFE_INTEGER },
   { name: 'maxChannels', min: 1, max: 1024 },
-  { name: 'stallTimeout', min: 0, max: 2 ** 31 - 1 }
+  { name: 'stallTimeout', min: 0, max: 2 ** 31 - 1 },
+  { name: 'flushDelay', min: 0, max: 1000 }
 ]
 
 t.test('integer options: the bounds are accepted', async (t) => {
@@ -214,7 +218,7 @@ t.test('null is rejected like any other bad value', async (t) => {
   for (const name of ['source', 'serialize']) {
     t.throws(() => resolveOptions({ [name]: null }), { code: 'FST_PUSH_STREAM_INVALID_OPTION' }, `${name} = null`)
   }
-  for (const name of ['path', 'interval', 'heartbeat', 'retry', 'history', 'maxBufferedBytes', 'maxConnections', 'maxConnectionsPerIp', 'maxChannels', 'stallTimeout', 'client', 'authorize', 'adapter']) {
+  for (const name of ['path', 'interval', 'heartbeat', 'retry', 'history', 'maxBufferedBytes', 'maxConnections', 'maxConnectionsPerIp', 'maxChannels', 'stallTimeout', 'flushDelay', 'client', 'authorize', 'adapter']) {
     t.throws(() => resolveOptions({ [name]: null }), { code: 'FST_PUSH_STREAM_INVALID_OPTION' }, `${name} = null`)
   }
 })
@@ -270,7 +274,7 @@ t.test('an unknown option is refused, naming the option most likely meant', asyn
     rejects(t, { [key]: 1 }, key, 'an unknown option', `expected a known option (did you mean "${name}"?)`, key)
   }
   rejects(t, { interval: 0, somethingElse: true }, 'somethingElse', 'an unknown option',
-    'expected one of path, interval, heartbeat, retry, history, maxBufferedBytes, maxConnections, maxConnectionsPerIp, maxChannels, stallTimeout, client, source, serialize, authorize, adapter, route, resumable, prefix, logLevel, logSerializers',
+    'expected one of path, interval, heartbeat, retry, history, maxBufferedBytes, maxConnections, maxConnectionsPerIp, maxChannels, stallTimeout, flushDelay, client, source, serialize, authorize, adapter, route, resumable, prefix, logLevel, logSerializers',
     'nothing near: every option is listed')
   rejects(t, { typo: undefined }, 'typo', 'an unknown option', 'expected one of', 'an unknown key is refused even when undefined')
 })

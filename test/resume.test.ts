@@ -45,7 +45,7 @@ async function assemble (t: Teardown, makeEngine: (deliver: (entry: HistoryEntry
   }
   const engine = makeEngine((entry) => {
     pending.push(entry)
-    if (pending.length === 1) queueMicrotask(flush)
+    if (pending.length === 1) setImmediate(flush)
   })
   const hub: Hub = new Hub({ heartbeatMs: 0, maxBufferedBytes: 1024 * 1024, onEnd: (connection) => { resume.forget(connection) } })
   const resume = new Resume(hub, engine)

@@ -8,7 +8,7 @@ import type { Engine } from './engine.js'
 /**
  * The in-memory engine: ids from this process's clock, events kept in its
  * history only. An event is delivered the moment it is appended, so it goes
- * out at the end of the current tick with the others published in it.
+ * out at the end of the current turn of the event loop with the others published in it.
  */
 export class LocalEngine implements Engine {
   readonly #clock = new EventIdClock()
