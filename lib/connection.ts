@@ -89,6 +89,11 @@ export class Connection {
   readonly #transport: Transport
   /** The response until the headers are sent; then, over HTTP/1.1, its socket. */
   #sink: Sink
+  /**
+   * What holds the bytes not yet taken: the transport, or over HTTP/1.1 the socket itself once
+   * the headers are out (the same count, read without the response's getter on every write).
+   */
+  #queue: { readonly writableLength: number }
   readonly #maxBufferedBytes: number
   readonly #onClose: (connection: Connection, reason: CloseReason) => void
   #closed = false
@@ -124,6 +129,7 @@ export class Connection {
     this.#log = log
     this.#res = res
     this.#transport = transportOf(res)
+    this.#queue = this.#transport
     this.#sink = res as ServerResponse
     this.channels = channels
     this.#maxBufferedBytes = maxBufferedBytes
@@ -150,8 +156,12 @@ export class Connection {
       res.flushHeaders()
       // Chosen once, so that write() has no branch: the socket when there is a real one (checked by
       // the caller, isGone: the client is still there), else the response, e.g. one made by inject().
-      if (res.socket instanceof Socket) this.#sink = res.socket
-      else (res as InjectedResponse)._lightMyRequest?.stream?.once('close', () => res.destroy())
+      if (res.socket instanceof Socket) {
+        this.#sink = res.socket
+        this.#queue = res.socket
+      } else {
+        (res as InjectedResponse)._lightMyRequest?.stream?.once('close', () => res.destroy())
+      }
       return
     }
     res.writeHead(200, headers)
@@ -205,7 +215,7 @@ export class Connection {
   write (frame: Buffer, events = 1): void {
     if (this.#closed) return
     this.#wroteSinceHeartbeat = true
-    const buffered = this.#transport.writableLength
+    const buffered = this.#queue.writableLength
     if (buffered > 0 && buffered + frame.length > this.#limit) {
       if (this.origin !== undefined && diagnostics.slow.hasSubscribers) {
         diagnostics.slow.publish({ requestId: this.origin.id, bufferedBytes: buffered, maxBufferedBytes: this.#maxBufferedBytes })
@@ -225,7 +235,7 @@ export class Connection {
    */
   heartbeat (frame: Buffer): void {
     // Bytes still waiting would carry the comment no sooner, and are not silence: the client is behind.
-    if (!this.#wroteSinceHeartbeat && this.#transport.writableLength === 0) this.write(frame, 0)
+    if (!this.#wroteSinceHeartbeat && this.#queue.writableLength === 0) this.write(frame, 0)
     this.#wroteSinceHeartbeat = false
   }
 
