@@ -1,18 +1,15 @@
 // The load client, run as its own process: opens N streams, parses every event,
 // checks each stream gets every event once and in order, and measures latency.
-import { get, type ClientRequest } from 'node:http'
-import { setTimeout as sleep } from 'node:timers/promises'
-import { connect as tcpConnect, type Socket } from 'node:net'
+// The work is done by bench/load-client.c, a single-threaded epoll program built
+// here with gcc, which costs less per event than the servers it measures (a Node
+// client cost more, and became the bottleneck); this file answers the bench's RPC
+// calls by relaying them to it. Its ready message adds `nativePid`, the C process.
+import { execFileSync, spawn } from 'node:child_process'
+import { mkdirSync, renameSync, rmSync, statSync } from 'node:fs'
+import { isIPv4 } from 'node:net'
+import { createInterface } from 'node:readline'
+import { fileURLToPath } from 'node:url'
 import { serveRpc } from './rpc.js'
-import { SseParser } from './sse-parser.js'
-import { now, type BenchEvent } from './event.js'
-import { percentile } from './stats.js'
-
-interface Stream {
-  /** The sequence number this stream expects next. */
-  next: number
-  req: ClientRequest
-}
 
 /** What one `expect` window saw, over all streams. */
 export interface WindowResult {
@@ -31,182 +28,153 @@ export interface WindowResult {
   lastReceived: number
   p50: number
   p99: number
+  /**
+   * CPU time (user + system, µs) the client process used during the window: from the
+   * report of the previous window (or the last `closeAll`) to this report. Divided by
+   * the window's wall time, it is the client's share of its core.
+   */
+  clientCpuMicros: number
 }
 
-const live = new Set<Stream>()
-const stalled = new Set<Socket>()
-let closing = false
-let receivedAt = 0
-// The window being waited for: every live stream must get up to `target`.
-let target = -1
-let reached = 0
-let onReached: (() => void) | undefined
-let counts = { delivered: 0, lost: 0, outOfOrder: 0, dropped: 0, malformed: 0 }
-let firstPublished = Infinity
-let lastReceived = 0
-let latencies = new Float64Array(1 << 16)
-let latencyCount = 0
+const SOURCE = fileURLToPath(new URL('./load-client.c', import.meta.url))
+// Under node_modules, which git ignores.
+const BUILD_DIR = fileURLToPath(new URL('../node_modules/.cache/push-stream-bench/', import.meta.url))
+const BINARY = `${BUILD_DIR}load-client`
 
-function parse (data: string): BenchEvent | undefined {
+function modified (path: string): number | undefined {
   try {
-    const event = JSON.parse(data) as BenchEvent
-    return typeof event.seq === 'number' && typeof event.t === 'number' ? event : undefined
+    return statSync(path).mtimeMs
   } catch {
     return undefined
   }
 }
 
-function record (stream: Stream, data: string): void {
-  const event = parse(data)
-  if (event === undefined) {
-    counts.malformed++
+/** Compiles load-client.c unless the binary is newer than it; returns the binary's path. */
+function build (): string {
+  const source = modified(SOURCE)
+  if (source === undefined) throw new Error(`${SOURCE} is missing`)
+  const built = modified(BINARY)
+  if (built !== undefined && built >= source) return BINARY
+  mkdirSync(BUILD_DIR, { recursive: true })
+  // Built under a name of its own, then renamed: two runs building at once never see half a binary.
+  const partial = `${BINARY}.${process.pid}`
+  try {
+    execFileSync('gcc', ['-O2', '-std=c11', '-Wall', '-Wextra', '-o', partial, SOURCE], { stdio: ['ignore', 'ignore', 'pipe'] })
+  } catch (err) {
+    rmSync(partial, { force: true })
+    const error = err as NodeJS.ErrnoException & { stderr?: Buffer }
+    if (error.code === 'ENOENT') {
+      throw new Error('gcc is needed: the benchmark load client is bench/load-client.c, compiled with gcc when it changes (on Debian or Ubuntu: apt-get install gcc)')
+    }
+    throw new Error(`gcc could not compile ${SOURCE}:\n${error.stderr?.toString() ?? error.message}`)
+  }
+  renameSync(partial, BINARY)
+  return BINARY
+}
+
+let binary: string
+try {
+  binary = build()
+} catch (err) {
+  const message = (err as Error).message
+  process.stderr.write(`load client: ${message}\n`)
+  // The reason reaches the parent before this process exits.
+  await new Promise<void>((resolve) => {
+    if (process.send === undefined) resolve()
+    else process.send({ ready: false, error: message }, () => resolve())
+  })
+  process.exit(1)
+}
+
+// The C process inherits this one's CPU affinity and open-file limit: it runs on the core the client is pinned to.
+const native = spawn(binary, [], { stdio: ['pipe', 'pipe', 'inherit'] })
+const waiting: Array<{ resolve: (answer: Record<string, unknown>) => void, reject: (err: Error) => void }> = []
+let stopping = false
+
+const ready = new Promise<Record<string, unknown>>((resolve, reject) => {
+  waiting.push({ resolve, reject })
+})
+
+createInterface({ input: native.stdout }).on('line', (line) => {
+  const call = waiting.shift()
+  if (call === undefined) return
+  let answer: Record<string, unknown>
+  try {
+    answer = JSON.parse(line) as Record<string, unknown>
+  } catch {
+    call.reject(new Error(`the load client answered something that is not JSON: ${line}`))
     return
   }
-  const before = stream.next
-  if (event.seq < before) {
-    counts.outOfOrder++
-    return
-  }
-  counts.lost += event.seq - before
-  stream.next = event.seq + 1
-  counts.delivered++
-  if (latencyCount === latencies.length) {
-    const bigger = new Float64Array(latencies.length * 2)
-    bigger.set(latencies)
-    latencies = bigger
-  }
-  latencies[latencyCount++] = receivedAt - event.t
-  if (event.t < firstPublished) firstPublished = event.t
-  lastReceived = receivedAt
-  if (before <= target && stream.next > target) arrived()
-}
+  if (typeof answer.error === 'string') call.reject(new Error(answer.error))
+  else call.resolve(answer)
+})
 
-function arrived (): void {
-  reached++
-  if (reached >= live.size) onReached?.()
-}
+native.on('error', (err) => {
+  process.stderr.write(`load client: could not start ${binary}: ${err.message}\n`)
+  process.exit(1)
+})
 
-function ended (stream: Stream): void {
-  if (!live.delete(stream) || closing) return
-  counts.dropped++
-  // It will never reach the target: count what it misses and stop waiting for it.
-  if (stream.next <= target) {
-    counts.lost += target + 1 - stream.next
-    stream.next = target + 1
-  } else if (target >= 0) {
-    reached--
-  }
-  if (reached >= live.size) onReached?.()
-}
+native.on('exit', (code, signal) => {
+  if (stopping) return
+  // Nothing can be measured without it: exiting makes the parent fail every pending call.
+  process.stderr.write(`load client: the C process exited (${signal ?? `code ${code}`})\n`)
+  process.exit(1)
+})
 
-function openStream (port: number, firstSeq: number): Promise<void> {
+/** Sends one command line; the C process answers its commands in order. */
+function call (...words: Array<string | number>): Promise<Record<string, unknown>> {
   return new Promise((resolve, reject) => {
-    const req = get({ host: '127.0.0.1', port, path: '/events', agent: false, headers: { accept: 'text/event-stream' } })
-    const stream: Stream = { next: firstSeq, req }
-    let open = false
-    req.on('response', (res) => {
-      if (res.statusCode !== 200) {
-        res.resume()
-        req.destroy()
-        reject(new Error(`status ${res.statusCode}`))
-        return
-      }
-      open = true
-      live.add(stream)
-      res.setEncoding('utf8')
-      // This plugin's opening event is not one of the benchmark's (some servers name theirs `message`, so only it is skipped).
-      const parser = new SseParser((data, event) => { if (event !== 'push-stream:open') record(stream, data) })
-      res.on('data', (chunk: string) => {
-        receivedAt = now()
-        parser.push(chunk)
-      })
-      res.on('close', () => ended(stream))
-      resolve()
-    })
-    req.on('error', (err) => {
-      if (open) ended(stream)
-      else reject(err)
-    })
+    waiting.push({ resolve, reject })
+    native.stdin.write(words.join(' ') + '\n')
   })
 }
 
-/** Opens `n` streams, at most `concurrency` handshakes at a time so the listen backlog never overflows. */
-async function connect ({ port, n, firstSeq, concurrency = 200 }: { port: number, n: number, firstSeq: number, concurrency?: number }) {
-  closing = false
-  const start = now()
-  let started = 0
-  const errors: string[] = []
-  const worker = async (): Promise<void> => {
-    while (started < n) {
-      started++
-      await openStream(port, firstSeq).catch((err: Error) => { errors.push(err.message) })
-    }
-  }
-  await Promise.all(Array.from({ length: Math.min(concurrency, n) }, worker))
-  return { ms: now() - start, failed: errors.length, firstError: errors[0] }
+function integer (value: unknown, name: string): number {
+  if (!Number.isSafeInteger(value)) throw new Error(`${name} must be an integer, got ${String(value)}`)
+  return value as number
+}
+
+/**
+ * Opens `n` streams, at most `concurrency` handshakes at a time so the listen backlog never overflows.
+ * With `sources` (addresses such as 127.0.0.2), the sockets are bound to them in turn, so more
+ * streams than one address's ephemeral ports can be opened.
+ */
+async function connect ({ port, n, firstSeq, concurrency = 200, sources = [] }: {
+  port: number, n: number, firstSeq: number, concurrency?: number, sources?: string[]
+}): Promise<{ ms: number, failed: number, firstError?: string }> {
+  for (const source of sources) if (!isIPv4(source)) throw new Error(`not an IPv4 address: ${source}`)
+  const answer = await call('connect', integer(port, 'port'), integer(n, 'n'), integer(firstSeq, 'firstSeq'), integer(concurrency, 'concurrency'), ...sources)
+  return answer as { ms: number, failed: number, firstError?: string }
 }
 
 /** Waits until every live stream has the events up to `until`, then reports the window and starts a new one. */
 async function expect ({ until, timeoutMs }: { until: number, timeoutMs: number }): Promise<WindowResult> {
-  target = until
-  reached = 0
-  for (const stream of live) if (stream.next > until) reached++
-  let timedOut = false
-  if (reached < live.size) {
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(() => { timedOut = true; resolve() }, timeoutMs)
-      onReached = () => { clearTimeout(timer); resolve() }
-    })
-  }
-  onReached = undefined
-  if (timedOut) {
-    for (const stream of live) {
-      if (stream.next <= until) {
-        counts.lost += until + 1 - stream.next
-        stream.next = until + 1
-      }
-    }
-  }
-  const sorted = latencies.subarray(0, latencyCount).sort()
-  const result: WindowResult = {
-    ...counts,
-    timedOut,
-    firstPublished,
-    lastReceived,
-    p50: percentile(sorted, 0.5),
-    p99: percentile(sorted, 0.99)
-  }
-  counts = { delivered: 0, lost: 0, outOfOrder: 0, dropped: 0, malformed: 0 }
-  firstPublished = Infinity
-  lastReceived = 0
-  latencyCount = 0
-  target = -1
-  return result
+  const answer = await call('expect', integer(until, 'until'), Math.ceil(timeoutMs)) as Record<keyof WindowResult, number | boolean | null>
+  // JSON has no Infinity or NaN: a window without events comes as null.
+  return {
+    ...answer,
+    firstPublished: answer.firstPublished ?? Infinity,
+    p50: answer.p50 ?? NaN,
+    p99: answer.p99 ?? NaN
+  } as WindowResult
 }
 
 /** Opens a stream that sends its request and then never reads a byte. */
-function stall ({ port }: { port: number }): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const socket = tcpConnect(port, '127.0.0.1', () => {
-      socket.write('GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n', () => resolve())
-    })
-    socket.pause()
-    socket.on('error', reject)
-    stalled.add(socket)
-  })
+async function stall ({ port }: { port: number }): Promise<void> {
+  await call('stall', integer(port, 'port'))
 }
 
-/** Closes every stream this client opened and waits until they are all gone. */
+/** Closes every stream this client opened, stalled ones too, and starts a fresh window. */
 async function closeAll (): Promise<void> {
-  closing = true
-  const sockets = [...stalled]
-  for (const stream of live) if (stream.req.socket !== null) sockets.push(stream.req.socket)
-  const gone = sockets.filter((socket) => !socket.closed).map((socket) => new Promise((resolve) => socket.once('close', resolve)))
-  for (const socket of sockets) socket.destroy()
-  await Promise.race([Promise.all(gone), sleep(10_000)])
-  live.clear()
-  stalled.clear()
+  await call('closeAll')
 }
 
-serveRpc({ connect, expect, stall, closeAll, stop: () => { setImmediate(() => process.exit(0)) } })
-process.send?.({ ready: true, pid: process.pid })
+async function stop (): Promise<void> {
+  stopping = true
+  await call('stop')
+  setImmediate(() => process.exit(0))
+}
+
+const started = await ready
+serveRpc({ connect, expect, stall, closeAll, stop })
+process.send?.({ ready: true, pid: process.pid, nativePid: started.pid, maxFiles: started.maxFiles })
