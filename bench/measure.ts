@@ -6,12 +6,14 @@ import type { WindowResult } from './load-client.js'
 import type { PublishArgs, ServerMemory } from './servers/harness.js'
 
 /** The servers, by the name the report uses; the first is the floor every figure is compared with. */
-export const VARIANTS = ['node-http', 'plugin', 'plugin-redis', '@fastify/sse', 'fastify-sse-v2', 'better-sse'] as const
+export const VARIANTS = ['raw-socket', 'node-http', 'nchan', 'plugin', 'plugin-redis', '@fastify/sse', 'fastify-sse-v2', 'better-sse'] as const
 export type VariantName = typeof VARIANTS[number]
-export const FLOOR: VariantName = 'node-http'
+export const FLOOR: VariantName = 'raw-socket'
 
 const FILES: Record<VariantName, string> = {
+  'raw-socket': 'raw-socket.ts',
   'node-http': 'node-http.ts',
+  nchan: 'nchan.ts',
   plugin: 'plugin.ts',
   'plugin-redis': 'plugin-redis.ts',
   '@fastify/sse': 'fastify-sse.ts',
@@ -25,6 +27,8 @@ export interface Delivery {
   cpuMicrosPerEvent: number
   p50: number
   p99: number
+  /** The load client's CPU time over the wall time of the runs (1 = its core busy). */
+  clientCpu: number
 }
 
 /** Every broadcast figure of one server at one N. */
@@ -36,6 +40,29 @@ export interface BroadcastFigures {
   batched: Delivery
   /** 100 events per second. */
   paced: Delivery
+}
+
+/** One step of the sustained scenario: a steady rate held for a while. */
+export interface SustainedStep {
+  /** Events published per second. */
+  rate: number
+  p99: number
+  lost: number
+  /** Deliveries per second: the rate times the clients. */
+  deliveriesPerSecond: number
+  /** Server CPU time over the step's wall time (1 = one core busy). */
+  serverCpu: number
+  /** The load client's own CPU time over the step's wall time. */
+  clientCpu: number
+  /** p99 within the bound and nothing lost, repeated or cut off. */
+  held: boolean
+}
+
+/** The sustained scenario at one N: the steps tried, and the highest one held. */
+export interface SustainedFigures {
+  steps: SustainedStep[]
+  /** Deliveries per second of the highest step held; 0 when none was. */
+  capacity: number
 }
 
 /** How much the server holds for a client that stops reading, and whether it cut it off. */
@@ -51,7 +78,12 @@ export interface Settings {
   stallEvents: number
   /** At small N a burst is repeated until it covers this many deliveries, so the 10 ms clock tick of /proc stays a small error. */
   minDeliveries: number
+  /** The sustained scenario: seconds per step, the first rate at N = 1,000 (events/s), the factor between steps and the most steps. */
+  sustained: { seconds: number, firstRate: number, factor: number, maxSteps: number }
 }
+
+/** The sustained scenario's bound on publish-to-receive p99, in ms. */
+export const SUSTAINED_P99_MS = 100
 
 /** Problems that make a run fail the check: a server that did not start, events lost, duplicated or out of order. */
 export const failures: string[] = []
@@ -69,13 +101,13 @@ function serverFile (variant: VariantName): string {
 }
 
 /** Starts the server of `variant` on core 0. */
-export function startServer (variant: VariantName, nodeArgs: string[] = []): Promise<Child> {
-  return startChild(serverFile(variant), variant, { core: 0, nodeArgs })
+export function startServer (variant: VariantName, nodeArgs: string[] = [], limits: { env?: Record<string, string>, openFiles?: number } = {}): Promise<Child> {
+  return startChild(serverFile(variant), variant, { core: 0, nodeArgs, ...limits })
 }
 
 /** Starts the load client on core 1. */
-export function startLoadClient (): Promise<Child> {
-  return startChild(fileURLToPath(new URL('./load-client.ts', import.meta.url)), 'load client', { core: 1 })
+export function startLoadClient (openFiles?: number): Promise<Child> {
+  return startChild(fileURLToPath(new URL('./load-client.ts', import.meta.url)), 'load client', { core: 1, openFiles })
 }
 
 function check (variant: string, what: string, result: WindowResult): void {
@@ -94,9 +126,10 @@ async function deliver (server: Child, client: Child, args: PublishArgs) {
   const timeoutMs = 60_000 + args.count * args.intervalMs
   const arrived = client.rpc.call<WindowResult>('expect', { until, timeoutMs }, timeoutMs + 10_000)
   const before = cpuMicros(server.pid)
+  const started = performance.now()
   await server.rpc.call('publish', args, timeoutMs)
   const result = await arrived
-  return { result, cpu: cpuMicros(server.pid) - before }
+  return { result, cpu: cpuMicros(server.pid) - before, wallMicros: (performance.now() - started) * 1000 }
 }
 
 /** Sequence numbers handed out per server, so every event of a server's life has its own. */
@@ -116,15 +149,19 @@ async function measureDelivery (
   let delivered = 0
   let cpu = 0
   let seconds = 0
+  let clientCpu = 0
+  let wall = 0
   const p50: number[] = []
   const p99: number[] = []
   for (let i = 0; i < shape.repeat; i++) {
-    const { result, cpu: used } = await deliver(server, client, {
+    const { result, cpu: used, wallMicros } = await deliver(server, client, {
       from: seq.take(shape.count), count: shape.count, perTick: shape.perTick, intervalMs: shape.intervalMs, pad: SMALL_PAD
     })
     check(variant, what, result)
     delivered += result.delivered
     cpu += used
+    clientCpu += result.clientCpuMicros
+    wall += wallMicros
     seconds += (result.lastReceived - result.firstPublished) / 1000
     p50.push(result.p50)
     p99.push(result.p99)
@@ -133,7 +170,8 @@ async function measureDelivery (
     eventsPerSecond: delivered / seconds,
     cpuMicrosPerEvent: cpu / delivered,
     p50: Math.max(...p50),
-    p99: Math.max(...p99)
+    p99: Math.max(...p99),
+    clientCpu: clientCpu / wall
   }
 }
 
@@ -202,6 +240,51 @@ export async function measureBroadcast (variant: VariantName, n: number, client:
         count: Math.round(PACED_RATE * settings.pacedSeconds), perTick: 1, intervalMs: 1000 / PACED_RATE, repeat: 1
       })
       return { connectMs, single, batched, paced }
+    } finally {
+      await client.rpc.call('closeAll')
+    }
+  })
+}
+
+/**
+ * The sustained scenario: ~100-byte events at a steady rate to `n` clients,
+ * stepped up by `factor` until a step is not held (p99 above
+ * SUSTAINED_P99_MS, or an event lost); the capacity is the deliveries per
+ * second of the highest step held. The server is pinned to one core, so that
+ * is its figure per core.
+ */
+export async function measureSustained (variant: VariantName, n: number, client: Child, settings: Settings): Promise<SustainedFigures | undefined> {
+  const { seconds, firstRate, factor, maxSteps } = settings.sustained
+  return withServer(variant, async (server, port) => {
+    const seq = new Sequence()
+    const steps: SustainedStep[] = []
+    try {
+      await connectAll(server, client, port, n, seq.next)
+      const warm = await deliver(server, client, { from: seq.take(20), count: 20, perTick: 1, intervalMs: 0, pad: SMALL_PAD })
+      check(variant, `sustained warm-up at N=${n}`, warm.result)
+      // The same first load in deliveries per second at every N.
+      let rate = Math.max(1, Math.round(firstRate * 1000 / n))
+      for (let step = 0; step < maxSteps; step++) {
+        const count = Math.round(rate * seconds)
+        const from = seq.take(count)
+        const timeoutMs = seconds * 1000 + 30_000
+        const arrived = client.rpc.call<WindowResult>('expect', { until: from + count - 1, timeoutMs }, timeoutMs + 10_000)
+        const cpuBefore = cpuMicros(server.pid)
+        const started = performance.now()
+        await server.rpc.call('publishSteady', { from, count, rate, pad: SMALL_PAD }, timeoutMs)
+        const result = await arrived
+        const wallMicros = (performance.now() - started) * 1000
+        const serverCpu = (cpuMicros(server.pid) - cpuBefore) / wallMicros
+        const clientCpu = result.clientCpuMicros / wallMicros
+        const lost = result.lost + result.outOfOrder + result.dropped + result.malformed
+        const held = lost === 0 && !result.timedOut && result.p99 <= SUSTAINED_P99_MS
+        steps.push({ rate, p99: result.p99, lost, deliveriesPerSecond: rate * n, serverCpu, clientCpu, held })
+        // A step not held ends the climb; its backlog has been waited out by `expect`.
+        if (!held) break
+        rate = Math.round(rate * factor)
+      }
+      const best = steps.filter((step) => step.held).at(-1)
+      return { steps, capacity: best?.deliveriesPerSecond ?? 0 }
     } finally {
       await client.rpc.call('closeAll')
     }

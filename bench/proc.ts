@@ -15,6 +15,12 @@ function hasCommand (name: string, args: string[]): boolean {
 /** Whether processes can be pinned to a core: taskset exists and the machine has at least two. */
 export const canPin = availableParallelism() >= 2 && hasCommand('taskset', ['-p', String(process.pid)])
 
+/** The hard limit of open files of this process: what a child's soft limit can be raised to. */
+export function openFilesHardLimit (): number {
+  const limit = execFileSync('sh', ['-c', 'ulimit -Hn'], { encoding: 'utf8' }).trim()
+  return limit === 'unlimited' ? Number.MAX_SAFE_INTEGER : Number(limit)
+}
+
 /** Clock ticks per second, the unit of utime and stime in /proc/<pid>/stat. */
 export const clockTicks = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim())
 
@@ -40,11 +46,16 @@ export interface Child {
  * Starts a TypeScript file as a node process with an IPC channel, pinned to
  * `core` when possible, and waits for its `ready` message.
  */
-export function startChild (file: string, name: string, opts: { core: number, nodeArgs?: string[], timeoutMs?: number }): Promise<Child> {
+export function startChild (
+  file: string, name: string,
+  opts: { core: number, nodeArgs?: string[], timeoutMs?: number, env?: Record<string, string>, openFiles?: number }
+): Promise<Child> {
   const nodeArgs = ['--import', 'tsx', '--expose-gc', '--no-warnings', ...(opts.nodeArgs ?? []), file]
-  const child = canPin
-    ? spawn('taskset', ['-c', String(opts.core), process.execPath, ...nodeArgs], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
-    : spawn(process.execPath, nodeArgs, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+  const pinned = canPin ? ['taskset', '-c', String(opts.core)] : []
+  // The soft limit of open files raised for the child (up to the hard limit, which only a privileged process can raise).
+  const limited = opts.openFiles === undefined ? [] : ['prlimit', `--nofile=${opts.openFiles}:`, '--']
+  const [command, ...args] = [...limited, ...pinned, process.execPath, ...nodeArgs]
+  const child = spawn(command as string, args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env: { ...process.env, ...opts.env } })
   const rpc = new RpcClient(child, name)
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
@@ -52,6 +63,12 @@ export function startChild (file: string, name: string, opts: { core: number, no
       reject(new Error(`${name} did not start within ${opts.timeoutMs ?? 30_000} ms`))
     }, opts.timeoutMs ?? 30_000)
     child.on('message', (message: Record<string, unknown>) => {
+      // A child that cannot start says why before it exits.
+      if (message.ready === false && typeof message.error === 'string') {
+        clearTimeout(timer)
+        reject(new Error(`${name}: ${message.error}`))
+        return
+      }
       if (message.ready !== true) return
       clearTimeout(timer)
       resolve({ rpc, pid: message.pid as number, process: child, ready: message })

@@ -1,10 +1,12 @@
 import { availableParallelism, cpus, release, totalmem } from 'node:os'
-import type { BroadcastFigures, Settings, StallFigures, VariantName } from './measure.js'
+import type { BroadcastFigures, Settings, StallFigures, SustainedFigures, VariantName } from './measure.js'
 import type { PerRequestFigures, PerRequestSettings, PerRequestVariant } from './per-request.js'
 
 /** Everything one run measured, by variant (and by N for the broadcast figures). */
 export interface RunResult {
   broadcast: Partial<Record<VariantName, Record<number, BroadcastFigures>>>
+  /** The sustained scenario, by variant and N. */
+  sustained: Partial<Record<VariantName, Record<number, SustainedFigures>>>
   idleBytes: Partial<Record<VariantName, number>>
   stall: Partial<Record<VariantName, StallFigures>>
 }

@@ -1,19 +1,23 @@
-// The benchmark runner: `npm run bench -- [--quick] [--check] [--runs n] [--only a,b] [--scenario broadcast|per-request] [--out file.md]`.
+// The benchmark runner: `npm run bench -- [--quick] [--check] [--runs n] [--only a,b] [--scenario broadcast|per-request] [--out file.md]`,
+// or `npm run bench -- --scale [--streams 100000]` for the scale run alone.
 import { existsSync } from 'node:fs'
 import { connect } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import {
-  FLOOR, VARIANTS, failures, measureBroadcast, measureIdleMemory, measureStall, startLoadClient,
+  FLOOR, VARIANTS, failures, measureBroadcast, measureIdleMemory, measureStall, measureSustained, startLoadClient,
   type Settings, type VariantName
 } from './measure.js'
 import {
   PER_REQUEST_VARIANTS, measurePerRequest, startStreamClient,
   type PerRequestFigures, type PerRequestSettings, type PerRequestVariant
 } from './per-request.js'
+import { ensureNchan } from './nchan-install.js'
 import { canPin, stopChild } from './proc.js'
 import { describeMachine, type PerRequestResults, type Results, type RunResult } from './results.js'
 import { writeReport } from './report.js'
+import { writeScaleSection } from './report-scale.js'
+import { runScale, scaleMarkdown } from './scale.js'
 import { writePerRequestSection } from './report-per-request.js'
 
 const { values: flags } = parseArgs({
@@ -23,6 +27,8 @@ const { values: flags } = parseArgs({
     runs: { type: 'string' },
     only: { type: 'string' },
     scenario: { type: 'string' },
+    scale: { type: 'boolean', default: false },
+    streams: { type: 'string', default: '100000' },
     out: { type: 'string' }
   }
 })
@@ -33,8 +39,10 @@ if (!Number.isInteger(runs) || runs < 1) throw new Error(`--runs must be a posit
 const clientCounts = quick ? [100, 1000] : [100, 1000, 5000]
 const idleClients = quick ? 2000 : 10_000
 const settings: Settings = quick
-  ? { pacedSeconds: 1, stallEvents: 4096, minDeliveries: 50_000 }
-  : { pacedSeconds: 1, stallEvents: 8192, minDeliveries: 100_000 }
+  ? { pacedSeconds: 1, stallEvents: 4096, minDeliveries: 50_000, sustained: { seconds: 1, firstRate: 60, factor: 1.5, maxSteps: 1 } }
+  : { pacedSeconds: 1, stallEvents: 8192, minDeliveries: 100_000, sustained: { seconds: 10, firstRate: 60, factor: 1.5, maxSteps: 10 } }
+// The sustained scenario's client counts: quick mode only checks that it runs.
+const sustainedCounts = quick ? [1000] : [1000, 5000]
 const perRequestSettings: PerRequestSettings = quick
   ? { streams: 100, tokens: 200, stalledClients: 10, stalledTokens: 400_000, stallSeconds: 1, laterSeconds: 0 }
   : { streams: 1000, tokens: 1000, stalledClients: 100, stalledTokens: 1_000_000, stallSeconds: 10, laterSeconds: 45 }
@@ -68,6 +76,13 @@ async function chooseVariants (): Promise<{ variants: VariantName[], skipped: st
   // The floor always runs: every figure is a ratio to it.
   const variants = VARIANTS.filter((name) => name === FLOOR || wanted === undefined || wanted.includes(name))
   const skipped: string[] = []
+  if (variants.includes('nchan')) {
+    const nchan = ensureNchan()
+    if (!nchan.ok) {
+      skipped.push(`nchan skipped: ${nchan.reason}`)
+      variants.splice(variants.indexOf('nchan'), 1)
+    }
+  }
   if (variants.includes('plugin-redis')) {
     const built = existsSync(fileURLToPath(new URL('../dist/redis/index.js', import.meta.url)))
     const why = !built ? 'dist/redis/index.js is not built' : !(await redisAnswers()) ? 'no Redis answers on 127.0.0.1:6379' : undefined
@@ -99,7 +114,7 @@ async function runBroadcast (): Promise<Results> {
   const results: RunResult[] = []
   try {
     for (let run = 1; run <= runs; run++) {
-      const result: RunResult = { broadcast: {}, idleBytes: {}, stall: {} }
+      const result: RunResult = { broadcast: {}, sustained: {}, idleBytes: {}, stall: {} }
       // Variants take turns at each N, so drift on a noisy machine spreads over all of them.
       for (const n of clientCounts) {
         for (const variant of variants) {
@@ -110,6 +125,15 @@ async function runBroadcast (): Promise<Results> {
             `1/tick ${fmt(figures.single.cpuMicrosPerEvent)} µs/ev ${fmt(figures.single.eventsPerSecond / 1000, 0)}k ev/s p99 ${fmt(figures.single.p99, 1)} ms | ` +
             `20/tick ${fmt(figures.batched.cpuMicrosPerEvent)} µs/ev ${fmt(figures.batched.eventsPerSecond / 1000, 0)}k ev/s | ` +
             `paced p50 ${fmt(figures.paced.p50, 1)} p99 ${fmt(figures.paced.p99, 1)} ms`)
+        }
+      }
+      for (const n of sustainedCounts) {
+        for (const variant of variants) {
+          const figures = await measureSustained(variant, n, client, settings)
+          if (figures === undefined) continue
+          ;(result.sustained[variant] ??= {})[n] = figures
+          const steps = figures.steps.map((step) => `${step.rate}/s p99 ${fmt(step.p99, 0)} ms${step.lost > 0 ? ` ${step.lost} lost` : ''} cpu ${fmt(step.serverCpu * 100, 0)}% client ${fmt(step.clientCpu * 100, 0)}%`)
+          log(`run ${run} N=${n} ${variant.padEnd(15)} sustained ${fmt(figures.capacity / 1000, 0)}k deliveries/s held | ${steps.join(', ')}`)
         }
       }
       for (const variant of variants) {
@@ -182,18 +206,27 @@ async function runPerRequest (): Promise<PerRequestResults> {
   }
 }
 
+/** The scale run alone: it writes only its own section of the page. */
+async function scale (): Promise<void> {
+  const wantedStreams = Number(flags.streams)
+  if (!Number.isInteger(wantedStreams) || wantedStreams < 1) throw new Error(`--streams must be a positive integer, got ${flags.streams}`)
+  const results = await runScale(wantedStreams, command, log)
+  if (flags.check !== true) log(`wrote ${writeScaleSection(scaleMarkdown(results), flags.out ?? defaultOut)}`)
+}
+
 async function main (): Promise<void> {
   const started = Date.now()
   if (!canPin) log('taskset or a second core is missing: server and client are not pinned')
-  const broadcast = scenarios.includes('broadcast') ? await runBroadcast() : undefined
+  if (flags.scale === true) await scale()
+  const broadcast = flags.scale !== true && scenarios.includes('broadcast') ? await runBroadcast() : undefined
   if (broadcast !== undefined) log(`broadcast done in ${fmt(broadcast.minutes, 1)} min`)
-  const perRequest = scenarios.includes('per-request') ? await runPerRequest() : undefined
+  const perRequest = flags.scale !== true && scenarios.includes('per-request') ? await runPerRequest() : undefined
   if (perRequest !== undefined) log(`per-request done in ${fmt(perRequest.minutes * 60, 0)} s`)
   if (out !== undefined) {
     const written = broadcast !== undefined
       ? writeReport(broadcast, out, perRequest)
       : perRequest !== undefined ? [writePerRequestSection(perRequest, out)] : []
-    log(`wrote ${written.join(' and ')}`)
+    if (written.length > 0) log(`wrote ${written.join(' and ')}`)
   }
   log(`done in ${fmt((Date.now() - started) / 60_000, 1)} min`)
   if (failures.length > 0) {
