@@ -1,5 +1,6 @@
 // The scale run, `npm run bench -- --scale [--streams 100000]`: idle streams on one plugin process,
 // the memory each costs, then broadcasts that reach all of them, with their latency. Not part of CI.
+import { setTimeout as sleep } from 'node:timers/promises'
 import { SMALL_PAD } from './event.js'
 import type { WindowResult } from './load-client.js'
 import { failures, startLoadClient, startServer } from './measure.js'
@@ -50,6 +51,8 @@ export async function runScale (wanted: number, command: string, log: (line: str
       'connect', { port, n: streams, firstSeq: 1, concurrency: 500, sources }, 600_000)
     if (opened.failed > 0) throw new Error(`${opened.failed} of ${streams} streams failed to open (${opened.firstError})`)
     log(`scale: ${streams} streams open in ${(opened.ms / 1000).toFixed(1)} s`)
+    // The client's "open" can come before the server's bookkeeping of the last streams.
+    for (let i = 0; i < 100 && await server.rpc.call<number>('connections') !== streams; i++) await sleep(100)
     const after = await server.rpc.call<ServerMemory>('memory')
     if (after.connections !== streams) throw new Error(`the server counts ${after.connections} streams, not ${streams}`)
     const broadcasts: ScaleResults['broadcasts'] = []

@@ -162,6 +162,9 @@ export class Broker implements PushStreamApi {
   #pending: HistoryEntry[] = []
   /** The scheduled write of `#pending` when `flushDelay` is set. */
   #flushTimer: NodeJS.Timeout | undefined
+  /** Settled when `#pending` has been written, for the publishes that wait for it. */
+  #written: Promise<void> | undefined
+  #onWritten: (() => void) | undefined
   #closed = false
 
   /** `log` is told of every failure of the source loop (the loop goes on) and of the engine. */
@@ -226,7 +229,21 @@ export class Broker implements PushStreamApi {
     if (this.#closed) throw new FST_PUSH_STREAM_CLOSED()
     // Checked before anything asynchronous, so bad input throws alike with every engine.
     const message = prepareMessage(data, options, this.#options.serialize)
-    return this.#engine.append(message, generated).then((id) => ({ id, event: message.event, channel: message.channel, data }))
+    const queued = this.#pending.length
+    const appended = this.#engine.append(message, generated)
+    // An engine that delivers as it appends (the in-memory one) queued the event just now: its
+    // promise resolves once the batch is written, so an awaited publish has gone out to this instance's streams.
+    const written = this.#pending.length > queued ? this.#batchWritten() : undefined
+    return appended.then((id) => {
+      const published = { id, event: message.event, channel: message.channel, data }
+      return written === undefined ? published : written.then(() => published)
+    })
+  }
+
+  /** A promise of the pending batch's write, made when a publish first waits for it. */
+  #batchWritten (): Promise<void> {
+    this.#written ??= new Promise((resolve) => { this.#onWritten = resolve })
+    return this.#written
   }
 
   async generate (): Promise<PublishedEvent | undefined> {
@@ -392,6 +409,9 @@ export class Broker implements PushStreamApi {
     // Written early (a close, a gap): the delay's timer has nothing left to write.
     clearTimeout(this.#flushTimer)
     this.#pending = []
+    const onWritten = this.#onWritten
+    this.#written = undefined
+    this.#onWritten = undefined
     const history = this.#engine.history
     for (const entry of entries) history.append(entry)
     this.#hub.broadcast(entries)
@@ -402,6 +422,7 @@ export class Broker implements PushStreamApi {
     }
     for (const reader of this.#readers) reader.deliver(entries)
     this.#resume.afterTick()
+    onWritten?.()
   }
 }
 

@@ -1,7 +1,7 @@
 // Broadcast events that go out together share one write per connection: those of one turn of the
 // event loop by default, those within `flushDelay` when it is set. Seen at the client's socket.
 import type { Socket } from 'node:net'
-import { setImmediate as turnEnd, setTimeout as sleep } from 'node:timers/promises'
+import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'
 import type { PushStreamOptions } from '../lib/index.js'
@@ -60,17 +60,17 @@ t.test('by default, a lone event goes out in the turn it was published in, with 
   t.same(writes.map(dataOf), [['lone']])
   await client.take(1)
   t.ok(writes[0] !== undefined && writes[0].at - published < 1000)
-  // Each turn is a batch of its own: the next one is not held for a later event.
-  app.pushStream.publish('next')
-  await turnEnd()
-  t.same(writes.map(dataOf), [['lone'], ['next']])
+  // Each turn is a batch of its own, and an awaited publish has gone out when it resolves.
+  await app.pushStream.publish('next')
+  t.same(writes.map(dataOf), [['lone'], ['next']], 'written when the publish resolved')
   await client.take(2)
 })
 
 t.test('flushDelay: the first event of a batch waits up to that long, and those published meanwhile join it', async (t) => {
   const { app, client, writes } = await streamWithWrites(t, { flushDelay: 300 })
   const published = performance.now()
-  app.pushStream.publish('first')
+  let writesWhenResolved = -1
+  const first = app.pushStream.publish('first').then(() => { writesWhenResolved = writes.length })
   await sleep(50)
   t.equal(writes.length, 0, 'nothing written 50 ms in')
   app.pushStream.publish('second')
@@ -78,6 +78,8 @@ t.test('flushDelay: the first event of a batch waits up to that long, and those 
   t.same(writes.map(dataOf), [['first', 'second']], 'one write holds both')
   const waited = (writes[0]?.at ?? 0) - published
   t.ok(waited >= 290, `written after the delay (${waited.toFixed(0)} ms)`)
+  await first
+  t.equal(writesWhenResolved, 1, 'the publish resolved once its batch was written')
 })
 
 t.test('flushDelay: close() writes what waits at once, and the stream ends after it', async (t) => {
