@@ -63,6 +63,8 @@ export interface SustainedFigures {
   steps: SustainedStep[]
   /** Deliveries per second of the highest step held; 0 when none was. */
   capacity: number
+  /** Every step was held, up to the most steps: the capacity is at least `capacity`. */
+  atLeast: boolean
 }
 
 /** How much the server holds for a client that stops reading, and whether it cut it off. */
@@ -284,7 +286,7 @@ export async function measureSustained (variant: VariantName, n: number, client:
         rate = Math.round(rate * factor)
       }
       const best = steps.filter((step) => step.held).at(-1)
-      return { steps, capacity: best?.deliveriesPerSecond ?? 0 }
+      return { steps, capacity: best?.deliveriesPerSecond ?? 0, atLeast: steps.at(-1)?.held === true }
     } finally {
       await client.rpc.call('closeAll')
     }

@@ -100,8 +100,22 @@ function sustainedSteps (results: Results): string {
   return lines.join('\n')
 }
 
+/** Which servers held every step of a climb: their capacity is a lower bound. */
+function atLeastNote (results: Results): string {
+  const held: string[] = []
+  for (const variant of results.variants) {
+    for (const n of sustainedCounts(results)) {
+      const runs = results.runs.filter((run) => run.sustained[variant]?.[n]?.atLeast === true).length
+      if (runs > 0) held.push(`${variant} at N = ${n.toLocaleString('en-US')} (${runs} of ${results.runs.length} runs)`)
+    }
+  }
+  return held.length === 0
+    ? ''
+    : `\n\nHeld every step up to the last of the climb (${results.settings.sustained.maxSteps} steps), so its capacity is at least the figure given: ${held.join(', ')}.`
+}
+
 /** One line of the goals table: what is compared, the goal, the figure and whether it holds. */
-interface Goal { what: string, goal: string, value: number, met: (value: number) => boolean, unit?: string }
+interface Goal { what: string, goal: string, value: number, met: (value: number) => boolean, unit?: string, atLeast?: boolean }
 
 function goalsTable (results: Results): string {
   const goals: Goal[] = []
@@ -117,11 +131,13 @@ function goalsTable (results: Results): string {
   for (const n of sustainedCounts(results)) {
     const clients = n.toLocaleString('en-US')
     const capacity = sustainedAt(n, (f) => f.capacity)
-    goals.push({ what: `Sustained capacity, ${clients} clients: plugin ÷ raw-socket`, goal: '≥ ×2.00', value: ratioBetween(results, capacity, 'plugin', 'raw-socket'), met: (v) => v >= 2 })
-    if (has('nchan')) goals.push({ what: `Sustained capacity, ${clients} clients: plugin ÷ nchan`, goal: '≥ ×2.00', value: ratioBetween(results, capacity, 'plugin', 'nchan'), met: (v) => v >= 2 })
+    // The plugin held every step of a climb: its figure, and so the ratio, is a lower bound.
+    const atLeast = results.runs.some((run) => run.sustained.plugin?.[n]?.atLeast === true)
+    goals.push({ what: `Sustained capacity, ${clients} clients: plugin ÷ raw-socket`, goal: '≥ ×2.00', value: ratioBetween(results, capacity, 'plugin', 'raw-socket'), met: (v) => v >= 2, atLeast })
+    if (has('nchan')) goals.push({ what: `Sustained capacity, ${clients} clients: plugin ÷ nchan`, goal: '≥ ×2.00', value: ratioBetween(results, capacity, 'plugin', 'nchan'), met: (v) => v >= 2, atLeast })
     if (n === 1000) {
       const held = spread(results.runs.map((run) => capacity(run, 'plugin')).filter((value) => value !== undefined)).median
-      goals.push({ what: '300 events/s to 1,000 clients (300,000 deliveries/s) held by the plugin: its capacity', goal: '≥ 300,000/s', value: held, met: (v) => v >= 300_000, unit: '/s' })
+      goals.push({ what: '300 events/s to 1,000 clients (300,000 deliveries/s) held by the plugin: its capacity', goal: '≥ 300,000/s', value: held, met: (v) => v >= 300_000, unit: '/s', atLeast })
     }
   }
   goals.push({
@@ -132,7 +148,7 @@ function goalsTable (results: Results): string {
   })
   const lines = ['| goal | target | this run | |', '|---|---|---:|---|']
   for (const goal of goals) {
-    const figure = goal.unit === undefined ? ratio(goal.value) : `${num(goal.value)}${goal.unit}`
+    const figure = (goal.atLeast === true ? '≥ ' : '') + (goal.unit === undefined ? ratio(goal.value) : `${num(goal.value)}${goal.unit}`)
     const verdict = !Number.isFinite(goal.value) ? 'not measured' : goal.met(goal.value) ? 'met' : '**not met**'
     lines.push(`| ${goal.what} | ${goal.goal} | ${figure || '–'} | ${verdict} |`)
   }
@@ -168,7 +184,7 @@ function markdown (results: Results, svgName: string, profile: string, perReques
     const columns = sustained.map((count) => ({ label: `N = ${count.toLocaleString('en-US')}`, read: sustainedAt(count, (f) => f.capacity / 1000) }))
     add('Sustained capacity: deliveries per second per server core held with p99 ≤ ' + SUSTAINED_P99_MS + ' ms (thousands)',
       `A steady rate of ~100-byte events for ${results.settings.sustained.seconds} s per step, stepped up ×${results.settings.sustained.factor} from ${num(results.settings.sustained.firstRate * 1000)} deliveries/s until p99 exceeds ${SUSTAINED_P99_MS} ms or an event is lost; the figure is the highest step held. Each event comes from a timer of its own at its due time and carries that time.`,
-      table(results, columns) + '\n\nThe climbs of the first run:\n\n' + sustainedSteps(results))
+      table(results, columns) + atLeastNote(results) + '\n\nThe climbs of the first run:\n\n' + sustainedSteps(results))
   }
   add('Load client CPU during the burst of one-event publishes (share of its core)', 'The load client\'s own CPU time over the wall time of the burst: below 1 the figures describe the server, not the client.', table(results, perN(results, (f) => f.single.clientCpu)))
   add('Connect time for N clients (ms)', 'From the first request to the last response head, at most 200 handshakes in flight.', table(results, perN(results, (f) => f.connectMs)))
