@@ -1,6 +1,6 @@
-import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { defaults } from '../dist/index.js'
 import { num } from './format.js'
+import { PageSection } from './page-section.js'
 import {
   FILL_POLL_MS, FILLED_SHARE, PER_REQUEST_REFERENCE, WARM_UP_STREAMS, WARM_UP_TOKENS,
   type PerRequestFigures, type PerRequestVariant
@@ -9,12 +9,8 @@ import type { PerRequestResults } from './results.js'
 import { spread } from './stats.js'
 import { TOKEN_BYTES, TOKEN_FRAME_BYTES } from './token.js'
 
-/** The per-request section sits between these markers in docs/benchmarks.md, so either scenario can be rerun alone. */
-export const PER_REQUEST_START = '<!-- per-request:start -->'
-export const PER_REQUEST_END = '<!-- per-request:end -->'
-const PLACEHOLDER = '## Per-request streams\n\nNot measured yet: `npm run bench -- --scenario per-request` writes this section.'
-/** Where a file without the markers gets the section: before this heading, or at the end. */
-const BEFORE_HEADING = '## CPU profile of the burst'
+/** The per-request section of docs/benchmarks.md, so either scenario can be rerun alone. */
+const SECTION = new PageSection('per-request', '## Per-request streams\n\nNot measured yet: `npm run bench -- --scenario per-request` writes this section.')
 
 type Read = (figures: PerRequestFigures) => number
 
@@ -169,34 +165,20 @@ ${againstGoals(results).map((line) => `- ${line}`).join('\n')}`
 
 /** The section between the markers of `text`, or undefined when it has none. */
 export function perRequestSection (text: string): string | undefined {
-  const start = text.indexOf(PER_REQUEST_START)
-  const end = text.indexOf(PER_REQUEST_END)
-  return start !== -1 && end > start ? text.slice(start + PER_REQUEST_START.length, end).trim() : undefined
+  return SECTION.read(text)
 }
 
 /** The section a full rewrite of the page keeps: the one already in `mdPath`, or a placeholder. */
 export function keptPerRequest (mdPath: string): string {
-  return (existsSync(mdPath) ? perRequestSection(readFileSync(mdPath, 'utf8')) : undefined) ?? PLACEHOLDER
+  return SECTION.kept(mdPath)
 }
 
 /** The section with its markers, as it stands in the page. */
 export function markedPerRequest (section: string): string {
-  return `${PER_REQUEST_START}\n${section}\n${PER_REQUEST_END}`
+  return SECTION.marked(section)
 }
 
 /** Rewrites only the per-request section of `mdPath` (added before the profile, or at the end, if it has none). */
 export function writePerRequestSection (results: PerRequestResults, mdPath: string): string {
-  const marked = markedPerRequest(perRequestMarkdown(results))
-  const old = existsSync(mdPath) ? readFileSync(mdPath, 'utf8') : '# Benchmarks\n'
-  const start = old.indexOf(PER_REQUEST_START)
-  const end = old.indexOf(PER_REQUEST_END)
-  let text: string
-  if (start !== -1 && end > start) {
-    text = old.slice(0, start) + marked + old.slice(end + PER_REQUEST_END.length)
-  } else {
-    const at = old.indexOf(BEFORE_HEADING)
-    text = at === -1 ? `${old.trimEnd()}\n\n${marked}\n` : `${old.slice(0, at)}${marked}\n\n${old.slice(at)}`
-  }
-  writeFileSync(mdPath, text)
-  return mdPath
+  return SECTION.write(perRequestMarkdown(results), mdPath)
 }
