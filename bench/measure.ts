@@ -278,6 +278,8 @@ export async function measureSustained (variant: VariantName, n: number, client:
         const wallMicros = (performance.now() - started) * 1000
         const serverCpu = (cpuMicros(server.pid) - cpuBefore) / wallMicros
         const clientCpu = result.clientCpuMicros / wallMicros
+        // Lost or repeated events fail the run like anywhere else; a p99 over the bound only ends the climb.
+        check(variant, `sustained ${rate} events/s at N=${n}`, result)
         const lost = result.lost + result.outOfOrder + result.dropped + result.malformed
         const held = lost === 0 && !result.timedOut && result.p99 <= SUSTAINED_P99_MS
         steps.push({ rate, p99: result.p99, lost, deliveriesPerSecond: rate * n, serverCpu, clientCpu, held })
