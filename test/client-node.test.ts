@@ -22,9 +22,12 @@ t.test('for await gets the events, parsed; break closes the stream; the last id 
   const changes: StateChange[] = []
   const stream = connect(`${url}/events`, { onState: (change) => changes.push(change) })
   await waitFor(() => stateOf(changes) === 'open', 'open')
+  // An iteration gets the messages from when it starts: it starts before the events go out
+  // (an awaited publish has written them to the stream).
+  const messages = stream[Symbol.asyncIterator]()
   const ids = [await idOf(app.pushStream.publish({ n: 1 })), await idOf(app.pushStream.publish('two', { event: 'chat' }))]
   const got: StreamMessage[] = []
-  for await (const message of stream) {
+  for await (const message of { [Symbol.asyncIterator]: () => messages }) {
     got.push(message)
     if (got.length === 2) break
   }
