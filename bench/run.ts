@@ -37,7 +37,7 @@ const quick = flags.quick === true
 const runs = flags.runs === undefined ? (quick ? 1 : 3) : Number(flags.runs)
 if (!Number.isInteger(runs) || runs < 1) throw new Error(`--runs must be a positive integer, got ${flags.runs}`)
 const clientCounts = quick ? [100, 1000] : [100, 1000, 5000]
-const idleClients = quick ? 2000 : 10_000
+const idleClients = quick ? 1000 : 10_000
 const settings: Settings = quick
   ? { pacedSeconds: 1, stallEvents: 4096, minDeliveries: 50_000, sustained: { seconds: 1, firstRate: 60, factor: 1.5, maxSteps: 1 } }
   : { pacedSeconds: 1, stallEvents: 8192, minDeliveries: 100_000, sustained: { seconds: 10, firstRate: 60, factor: 1.5, maxSteps: 10 } }
